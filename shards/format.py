@@ -1,0 +1,46 @@
+"""Constants and naming rules of the shard format (version 1)."""
+import re
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+INDEX_FILE = "index.parquet"
+MANIFEST_FILE = "manifest.json"
+IMAGE_EXT = {"jpeg": "jpg", "png": "png"}
+LABEL_EXT = "cls"
+TAR_BLOCK = 512
+
+# DALI's webdataset reader takes everything after the first dot of a member
+# name as its extension, so a key must never contain a dot.
+_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+# Head / medium / tail as the benchmark defines them (FACTS.md): more than
+# 1000 training images, 100 to 1000, fewer than 100.
+HEAD_ABOVE = 1000
+TAIL_BELOW = 100
+GROUPS = ("head", "medium", "tail")
+
+
+def key_for(image_id: str) -> str:
+    """The shard key of an image id: the file name without its extension."""
+    stem = image_id.rsplit("/", 1)[-1]
+    if "." in stem:
+        stem = stem.rsplit(".", 1)[0]
+    if not _KEY.match(stem):
+        raise ValueError(f"image id {image_id!r} gives key {stem!r}: keys may hold only letters, digits, '_' and '-'")
+    return stem
+
+
+def shard_name(split: str, number: int) -> str:
+    return f"{split}-{number:06d}.tar"
+
+
+def idx_name(shard: str) -> str:
+    return shard[: -len(".tar")] + ".idx"
+
+
+def group_of(count: int, head_above: int = HEAD_ABOVE, tail_below: int = TAIL_BELOW) -> str:
+    if count > head_above:
+        return "head"
+    if count < tail_below:
+        return "tail"
+    return "medium"

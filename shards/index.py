@@ -1,0 +1,56 @@
+"""The parquet label index of a shards dir: one row per image, in pack order."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import commit, tmp_path
+from .format import FORMAT_VERSION
+
+META_KEY = b"cxr_lt"
+COLUMNS = ("key", "image_id", "patient_id", "split", "balanced_test", "label", "labels",
+           "shard", "offset", "size", "sha256")
+
+
+def schema(num_classes: int, meta: dict) -> pa.Schema:
+    return pa.schema([
+        ("key", pa.string()), ("image_id", pa.string()), ("patient_id", pa.string()),
+        ("split", pa.string()), ("balanced_test", pa.bool_()), ("label", pa.int16()),
+        ("labels", pa.list_(pa.int8(), num_classes)),
+        ("shard", pa.string()), ("offset", pa.int64()), ("size", pa.int64()), ("sha256", pa.string()),
+    ], metadata={META_KEY: json.dumps(meta, sort_keys=True).encode()})
+
+
+def write_index(rows: pd.DataFrame, path: Path, dataset: str, class_names: list[str]) -> None:
+    meta = {"format_version": FORMAT_VERSION, "dataset": dataset, "class_names": list(class_names)}
+    s = schema(len(class_names), meta)
+    table = pa.Table.from_pandas(rows[list(COLUMNS)], schema=s, preserve_index=False)
+    tmp = tmp_path(path)
+    pq.write_table(table, tmp, compression="zstd")
+    commit(tmp, Path(path))
+
+
+def read_index(path: Path) -> tuple[pd.DataFrame, dict]:
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise ValueError(f"{path}: not a shards index (no {META_KEY.decode()} metadata)")
+    meta = json.loads(raw)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}; "
+                         "rebuild the shards with `python -m ingest build-shards`")
+    return table.to_pandas(), meta
+
+
+def label_counts(rows: pd.DataFrame, num_classes: int) -> np.ndarray:
+    """Images per class among rows (positives per class for multi-label data)."""
+    if len(rows) == 0:
+        return np.zeros(num_classes, dtype=np.int64)
+    return np.stack(rows["labels"].to_numpy()).astype(np.int64).sum(axis=0)
+
+
+def class_counts(index: pd.DataFrame, num_classes: int, split: str = "train") -> np.ndarray:
+    return label_counts(index[index["split"] == split], num_classes)

@@ -1,0 +1,93 @@
+"""Open a shards dir and read its images: the plain-Python reader of the format.
+
+The image bytes of a row sit at ``offset`` (``size`` bytes) in its ``shard``,
+so any image can be read without scanning a tar.
+"""
+import io
+import json
+import mmap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .format import INDEX_FILE, MANIFEST_FILE, group_of
+from .index import class_counts, read_index
+
+VIEWS = ("train", "val", "test", "balanced-test")
+
+
+class NotAShardsDir(FileNotFoundError):
+    pass
+
+
+def decode(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> uint8 (H, W) array."""
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("L"))
+
+
+@dataclass
+class ShardSet:
+    root: Path
+    index: pd.DataFrame
+    manifest: dict
+    _maps: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.manifest["class_names"]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def groups(self) -> list[str]:
+        """head / medium / tail of every class, as the manifest records them."""
+        return self.manifest["groups"]
+
+    def train_counts(self) -> np.ndarray:
+        return class_counts(self.index, self.num_classes, "train")
+
+    def count_groups(self, head_above: int, tail_below: int) -> list[str]:
+        return [group_of(int(n), head_above, tail_below) for n in self.train_counts()]
+
+    def view(self, name: str) -> pd.DataFrame:
+        """Rows of a split in pack order; 'balanced-test' is the flagged subset of test."""
+        if name not in VIEWS:
+            raise ValueError(f"unknown split {name!r}; one of {', '.join(VIEWS)}")
+        if name == "balanced-test":
+            return self.index[(self.index["split"] == "test") & self.index["balanced_test"]]
+        return self.index[self.index["split"] == name]
+
+    def read_bytes(self, shard: str, offset: int, size: int) -> bytes:
+        m = self._maps.get(shard)
+        if m is None:
+            with open(self.root / shard, "rb") as f:
+                m = self._maps[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return m[offset:offset + size]
+
+    def samples(self, view: str) -> Iterator[tuple[str, np.ndarray, int]]:
+        """(key, uint8 image, label) for every image of a split, in pack order."""
+        rows = self.view(view)
+        for key, shard, offset, size, label in zip(rows["key"], rows["shard"], rows["offset"],
+                                                  rows["size"], rows["label"]):
+            yield key, decode(self.read_bytes(shard, int(offset), int(size))), int(label)
+
+    def __getstate__(self):  # mmaps do not pickle; each process opens its own
+        return {**self.__dict__, "_maps": {}}
+
+
+def open_shards(root: Path) -> ShardSet:
+    root = Path(root)
+    manifest_path = root / MANIFEST_FILE
+    if not manifest_path.exists():
+        raise NotAShardsDir(f"{root}: no {MANIFEST_FILE}, so no finished shards here; "
+                            f"build them with `python -m ingest build-shards --out {root} ...` (it resumes)")
+    manifest = json.loads(manifest_path.read_text())
+    index, _ = read_index(root / INDEX_FILE)
+    return ShardSet(root, index, manifest)
