@@ -32,14 +32,19 @@ def _smooth_field(rng, n: int, cells: int = 6) -> np.ndarray:
     return np.asarray(low.resize((n, n), Image.Resampling.BICUBIC))
 
 
+def _inside(rx: np.ndarray, ry: np.ndarray, soft: float) -> np.ndarray:
+    """1 inside the ellipse (rx, ry scaled coordinates), 0 outside, with a soft edge: a logistic without overflow."""
+    return 0.5 * (1 - np.tanh((np.sqrt(rx ** 2 + ry ** 2) - 1) / (2 * soft)))
+
+
 def anatomy(rng: np.random.Generator, n: int) -> np.ndarray:
     y, x = _grid(n)
-    body = 1 / (1 + np.exp((np.sqrt((x / 0.92) ** 2 + (y / 1.1) ** 2) - 1) / 0.04))
+    body = _inside(x / 0.92, y / 1.1, 0.04)
     img = 0.12 + 0.5 * body
     for side in (-1, 1):
         cx, cy = side * (0.42 + rng.uniform(-0.04, 0.04)), rng.uniform(-0.12, 0.0)
         rx, ry = 0.27 + rng.uniform(-0.03, 0.03), 0.55 + rng.uniform(-0.05, 0.05)
-        lung = 1 / (1 + np.exp((np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2) - 1) / 0.06))
+        lung = _inside((x - cx) / rx, (y - cy) / ry, 0.06)
         ribs = 0.5 + 0.5 * np.sin(2 * np.pi * (y * 4.5 + 0.6 * (x - cx) ** 2 * side + rng.uniform()))
         img = img - 0.3 * lung + 0.07 * lung * ribs
     img += 0.22 * np.exp(-((x / 0.11) ** 2)) * (y > -0.75)                     # spine, mediastinum

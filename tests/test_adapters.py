@@ -1,0 +1,78 @@
+import pandas as pd
+import pytest
+
+from ingest import IngestError
+from ingest.adapters import ADAPTERS, read_labels
+
+NIH = ADAPTERS["nih-cxr-lt"]
+TRAIN = "nih-cxr-lt_single-label_train.csv"
+TEST = "nih-cxr-lt_single-label_test.csv"
+
+
+def edit(labels_dir, name, fn):
+    df = pd.read_csv(labels_dir / name, dtype=str, keep_default_na=False)
+    fn(df).to_csv(labels_dir / name, index=False)
+
+
+def test_records_cover_every_file_with_splits_and_balanced_test(labels_copy):
+    records, hashes = read_labels(NIH, labels_copy)
+    assert set(hashes) == set(NIH.files)
+    n = {f: len(pd.read_csv(labels_copy / f)) for f in NIH.files}
+    assert (records["split"] == "train").sum() == n[TRAIN]
+    assert (records["split"] == "val").sum() == n["nih-cxr-lt_single-label_balanced-val.csv"]
+    assert records["balanced_test"].sum() == n["nih-cxr-lt_single-label_balanced-test.csv"]
+    assert (records.loc[records["balanced_test"], "split"] == "test").all()
+    assert not records["key"].str.contains(".", regex=False).any()
+    assert all(r.labels[r.label] == 1 and r.labels.sum() == 1 for r in records.itertuples())
+
+
+def test_missing_split_file_is_named(labels_copy):
+    (labels_copy / TEST).unlink()
+    with pytest.raises(IngestError, match="missing label file.*single-label_test.csv"):
+        read_labels(NIH, labels_copy)
+
+
+def test_row_without_exactly_one_positive_names_file_and_row(labels_copy):
+    edit(labels_copy, TRAIN, lambda df: df.assign(**{"Hernia": ["1"] + list(df["Hernia"][1:])}))
+    with pytest.raises(IngestError, match=r"single-label_train.csv, row 2 .*exactly one 1"):
+        read_labels(NIH, labels_copy)
+
+
+def test_unknown_class_column_is_named(labels_copy):
+    edit(labels_copy, TRAIN, lambda df: df.rename(columns={"Hernia": "Hernias"}))
+    with pytest.raises(IngestError, match="unknown class columns \\['Hernias'\\]"):
+        read_labels(NIH, labels_copy)
+
+
+def test_duplicate_id_within_a_file_names_rows(labels_copy):
+    edit(labels_copy, TRAIN, lambda df: pd.concat([df, df.iloc[[0]]]))
+    with pytest.raises(IngestError, match=r"single-label_train.csv: duplicate id .* \(rows \[2, "):
+        read_labels(NIH, labels_copy)
+
+
+def test_id_in_two_splits_is_an_error(labels_copy):
+    test = pd.read_csv(labels_copy / TEST, dtype=str)
+    edit(labels_copy, TRAIN, lambda df: pd.concat([df, test.iloc[[0]]]))
+    with pytest.raises(IngestError, match="belongs to exactly one split"):
+        read_labels(NIH, labels_copy)
+
+
+def test_patient_in_two_splits_is_an_error(labels_copy):
+    patient = pd.read_csv(labels_copy / TEST, dtype=str)["subject_id"][0]
+    edit(labels_copy, TRAIN, lambda df: df.assign(subject_id=[patient] + list(df["subject_id"][1:])))
+    with pytest.raises(IngestError, match=f"patient {patient} is in the splits"):
+        read_labels(NIH, labels_copy)
+
+
+def test_balanced_test_outside_test_is_an_error(labels_copy):
+    train = pd.read_csv(labels_copy / TRAIN, dtype=str)
+    edit(labels_copy, "nih-cxr-lt_single-label_balanced-test.csv", lambda df: pd.concat([df, train.iloc[[0]]]))
+    with pytest.raises(IngestError, match="subset of test"):
+        read_labels(NIH, labels_copy)
+
+
+def test_multilabel_adapter_reads_multi_hot_rows(labels_copy):
+    records, _ = read_labels(ADAPTERS["nih-cxr-lt-multilabel"], labels_copy)
+    assert (records["label"] == -1).all()
+    assert max(r.sum() for r in records["labels"]) > 1
+    assert set(records["split"]) == {"train", "val", "test"}
