@@ -1,4 +1,4 @@
-"""python -m ingest synth | build-shards | verify | stats"""
+"""python -m ingest synth | build-shards | verify | stats | bench"""
 import argparse
 import logging
 import os
@@ -10,6 +10,7 @@ from shards.reader import NotAShardsDir, open_shards
 
 from . import IngestError
 from .adapters import ADAPTERS
+from .bench import bench, table
 from .build import BuildOptions, build_shards
 from .stats import describe
 from .synth import synth
@@ -43,6 +44,12 @@ def parse(argv):
     st.add_argument("dir", type=Path)
     st.add_argument("--head-above", type=int, default=HEAD_ABOVE)
     st.add_argument("--tail-below", type=int, default=TAIL_BELOW)
+    be = sub.add_parser("bench", help="build-shards images/s per core against the decode + resize floor")
+    be.add_argument("--images", type=Path, required=True)
+    be.add_argument("--labels", type=Path, required=True)
+    be.add_argument("--size", type=int, default=256)
+    be.add_argument("--workers", default="1,2", help="comma-separated worker counts to time")
+    be.add_argument("--floor-images", type=int, default=500)
     return p.parse_args(argv)
 
 
@@ -65,6 +72,9 @@ def main(argv=None) -> int:
                 print(f"PROBLEM {line}")
             print(f"{a.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
             return 1 if problems else 0
+        elif a.cmd == "bench":
+            rows = bench(a.images, a.labels, a.size, [int(w) for w in a.workers.split(",")], a.floor_images)
+            print(table(rows))
         elif a.cmd == "stats":
             print(describe(open_shards(a.dir), a.head_above, a.tail_below))
     except (IngestError, NotAShardsDir) as e:

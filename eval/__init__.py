@@ -1,0 +1,1 @@
+"""Evaluation: the paper's metrics, tables and figures, from saved predictions (numpy only)."""

@@ -1,0 +1,138 @@
+"""The paper's metrics and more, numpy only, from labels and scores.
+
+Single-label: per-class accuracy (recall), balanced accuracy, head / medium /
+tail mean accuracy and their average ("Avg" in arXiv 2208.13365), macro-F1,
+macro one-vs-rest AUROC, MCC, confusion matrix. Multi-label: macro average
+precision and macro AUROC. Any of them with a seeded percentile bootstrap
+interval, resampling images or whole patients. A class or group with nothing to
+average gives NaN, never 0.
+"""
+import numpy as np
+
+GROUPS = ("head", "medium", "tail")
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """rows: true class, columns: predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def per_class_accuracy(y_true, y_pred, num_classes: int) -> np.ndarray:
+    cm = confusion_matrix(y_true, y_pred, num_classes)
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(cm) / support, np.nan)
+
+
+def _nanmean(a) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+
+
+def balanced_accuracy(y_true, y_pred, num_classes: int) -> float:
+    return _nanmean(per_class_accuracy(y_true, y_pred, num_classes))
+
+
+def group_accuracy(y_true, y_pred, groups: list[str]) -> dict[str, float]:
+    """Mean per-class accuracy within head, medium and tail, and "avg", the mean of the three."""
+    acc = per_class_accuracy(y_true, y_pred, len(groups))
+    g = np.asarray(groups)
+    out = {name: _nanmean(acc[g == name]) for name in GROUPS}
+    out["avg"] = float(np.mean([out[name] for name in GROUPS]))
+    return out
+
+
+def macro_f1(y_true, y_pred, num_classes: int) -> float:
+    """Mean F1 over the classes that occur in y_true or y_pred (as scikit-learn); F1 0 where undefined."""
+    cm = confusion_matrix(y_true, y_pred, num_classes)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    present = (support + predicted) > 0
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(num_classes), where=present)
+    return float(f1[present].mean()) if present.any() else float("nan")
+
+
+def mcc(y_true, y_pred, num_classes: int) -> float:
+    """Matthews correlation coefficient, multi-class (Gorodkin's R_K)."""
+    cm = confusion_matrix(y_true, y_pred, num_classes).astype(np.float64)
+    t, p, c, s = cm.sum(axis=1), cm.sum(axis=0), np.trace(cm), cm.sum()
+    denom = np.sqrt(s * s - p @ p) * np.sqrt(s * s - t @ t)
+    return float((c * s - t @ p) / denom) if denom > 0 else 0.0
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return (sums / counts)[inverse]
+
+
+def binary_auroc(positive, score) -> float:
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(np.asarray(score, dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def macro_auroc(y_true, scores) -> float:
+    """One-vs-rest AUROC per class (score column c against "is class c"), averaged over defined classes."""
+    scores = np.asarray(scores)
+    y_true = np.asarray(y_true)
+    return _nanmean([binary_auroc(y_true == c, scores[:, c]) for c in range(scores.shape[1])])
+
+
+def average_precision(positive, score) -> float:
+    """Area under the precision-recall step curve, as scikit-learn defines it."""
+    positive = np.asarray(positive, dtype=bool)
+    if not positive.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
+    s, hit = np.asarray(score)[order], positive[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct threshold
+    tp = np.cumsum(hit)[last]
+    precision, recall = tp / (last + 1), tp / positive.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def multilabel_map(labels, scores) -> float:
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    return _nanmean([average_precision(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+
+
+def multilabel_auroc(labels, scores) -> float:
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    return _nanmean([binary_auroc(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+
+
+def bootstrap_ci(metric, *arrays, n_boot: int = 1000, level: float = 0.95, seed: int = 0, clusters=None):
+    """(point, low, high): the metric, and its percentile interval over resamples of the rows.
+
+    ``clusters`` (for example patient ids) resamples whole clusters, keeping an image's
+    neighbours together. Resamples on which the metric is NaN are dropped.
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    n = len(arrays[0])
+    rng = np.random.default_rng(seed)
+    point = metric(*arrays)
+    if clusters is not None:
+        ids, inverse = np.unique(np.asarray(clusters), return_inverse=True)
+        members = [np.flatnonzero(inverse == k) for k in range(len(ids))]
+    stats = []
+    for _ in range(n_boot):
+        if clusters is None:
+            rows = rng.integers(0, n, n)
+        else:
+            rows = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+        stats.append(metric(*(a[rows] for a in arrays)))
+    stats = np.asarray(stats, dtype=np.float64)
+    stats = stats[np.isfinite(stats)]
+    if len(stats) == 0:
+        return point, float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(stats, [tail, 100 - tail])
+    return point, float(low), float(high)

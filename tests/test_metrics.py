@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+
+from eval import metrics as m
+
+RNG = np.random.default_rng(0)
+C = 6
+
+
+def random_case(n=300):
+    y = RNG.integers(0, C, n)
+    pred = np.where(RNG.random(n) < 0.5, y, RNG.integers(0, C, n))
+    logits = RNG.normal(size=(n, C)) + 2 * np.eye(C)[y]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return y, pred, probs
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_single_label_metrics_equal_scikit_learn(seed):
+    y, pred, probs = random_case()
+    assert np.isclose(m.balanced_accuracy(y, pred, C), sk.balanced_accuracy_score(y, pred))
+    assert np.isclose(m.macro_f1(y, pred, C), sk.f1_score(y, pred, average="macro"))
+    assert np.isclose(m.mcc(y, pred, C), sk.matthews_corrcoef(y, pred))
+    assert np.isclose(m.macro_auroc(y, probs), sk.roc_auc_score(y, probs, multi_class="ovr", average="macro"))
+    assert np.array_equal(m.confusion_matrix(y, pred, C), sk.confusion_matrix(y, pred, labels=range(C)))
+    assert np.allclose(m.per_class_accuracy(y, pred, C), sk.recall_score(y, pred, average=None))
+
+
+def test_auroc_handles_tied_scores_like_scikit_learn():
+    y = np.array([0, 1, 1, 0, 1, 0, 1])
+    s = np.array([0.2, 0.2, 0.7, 0.7, 0.9, 0.1, 0.2])
+    assert np.isclose(m.binary_auroc(y == 1, s), sk.roc_auc_score(y, s))
+
+
+def test_multilabel_map_and_auroc_equal_scikit_learn():
+    labels = (RNG.random((200, C)) < 0.2).astype(int)
+    scores = labels * 0.8 + RNG.random((200, C))
+    scores[:20, 0] = 0.5  # ties
+    assert np.isclose(m.multilabel_map(labels, scores), sk.average_precision_score(labels, scores, average="macro"))
+    assert np.isclose(m.multilabel_auroc(labels, scores), sk.roc_auc_score(labels, scores, average="macro"))
+
+
+def test_group_means_are_hand_computed_values():
+    groups = ["head", "head", "medium", "tail"]
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 3])
+    pred = np.array([0, 1, 1, 1, 2, 0, 0, 0])  # per class: 0.5, 1.0, 1/3, 0.0
+    got = m.group_accuracy(y, pred, groups)
+    assert got["head"] == pytest.approx(0.75) and got["medium"] == pytest.approx(1 / 3) and got["tail"] == 0.0
+    assert got["avg"] == pytest.approx((0.75 + 1 / 3 + 0.0) / 3)
+
+
+def test_an_empty_group_is_nan_never_zero():
+    got = m.group_accuracy(np.array([0, 1]), np.array([0, 1]), ["head", "medium", "tail"])
+    assert np.isnan(m.per_class_accuracy([0, 1], [0, 1], 3)[2])
+    assert np.isnan(got["tail"]) and np.isnan(got["avg"]) and got["head"] == 1.0
+    assert np.isnan(m.group_accuracy(np.array([0]), np.array([0]), ["head", "head"])["tail"])
+
+
+def test_bootstrap_is_seeded_contains_the_point_and_narrows_with_more_data():
+    def bacc(y, p):
+        return m.balanced_accuracy(y, p, C)
+
+    y, pred, _ = random_case(200)
+    a = m.bootstrap_ci(bacc, y, pred, n_boot=300, seed=1)
+    assert a == m.bootstrap_ci(bacc, y, pred, n_boot=300, seed=1)
+    assert a[1] <= a[0] <= a[2]
+    y2, pred2, _ = random_case(5000)
+    b = m.bootstrap_ci(bacc, y2, pred2, n_boot=300, seed=1)
+    assert (b[2] - b[1]) < (a[2] - a[1]) / 2
+
+
+def test_bootstrap_by_patient_resamples_whole_patients():
+    # two patients: one all right, one all wrong; a resample holds 0, 1 or 2 copies of each
+    y = np.zeros(10, int)
+    pred = np.array([0] * 5 + [1] * 5)
+    patients = np.array([1] * 5 + [2] * 5)
+    acc = lambda a, b: float((a == b).mean())
+    _, low, high = m.bootstrap_ci(acc, y, pred, n_boot=200, seed=0, clusters=patients)
+    assert (low, high) == (0.0, 1.0)

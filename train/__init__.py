@@ -1,0 +1,1 @@
+"""Training: losses, class weights, mixing, decoupling, the trainer (``python -m train``)."""

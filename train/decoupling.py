@@ -1,0 +1,47 @@
+"""Decoupled classifier adjustment (Kang et al., arXiv 1910.09217).
+
+- tau-norm: each classifier row W_i becomes W_i / ||W_i||^tau; tau 0 is the
+  original classifier, tau 1 fully normalised. As in that paper the bias is
+  dropped (its classifiers have none, so a biased head is evaluated without it).
+  The benchmark's code multiplied by ||W_i||^4 instead; this divides.
+- A sweep picks tau on a validation set by a metric (balanced accuracy).
+- LWS, learnable weight scaling: W_i * f_i with a learnt scale per class, the
+  rest frozen.
+"""
+import numpy as np
+import torch
+from torch import nn
+
+
+def tau_norm(weight: torch.Tensor, tau: float) -> torch.Tensor:
+    norms = weight.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    return weight / norms.pow(tau)
+
+
+def tau_logits(features: torch.Tensor, weight: torch.Tensor, tau: float) -> torch.Tensor:
+    return features @ tau_norm(weight, tau).t()
+
+
+def sweep_tau(features: torch.Tensor, labels: np.ndarray, weight: torch.Tensor, metric,
+              taus=np.round(np.arange(0.0, 2.01, 0.1), 2)) -> tuple[float, dict[float, float]]:
+    """(best tau, {tau: metric}) on a validation set; ties go to the smaller tau."""
+    scores = {}
+    for tau in taus:
+        logits = tau_logits(features, weight, float(tau)).detach().cpu().numpy()
+        scores[float(tau)] = float(metric(labels, logits.argmax(1)))
+    best = max(scores, key=lambda t: (scores[t], -t))
+    return best, scores
+
+
+class LearnableWeightScaling(nn.Module):
+    """A frozen linear classifier whose rows are rescaled by learnt per-class factors (init 1)."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.register_buffer("weight", linear.weight.detach().clone())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
+        self.scales = nn.Parameter(torch.ones(linear.weight.shape[0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x @ (self.weight * self.scales[:, None]).t()
+        return out if self.bias is None else out + self.bias * self.scales
