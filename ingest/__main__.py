@@ -50,6 +50,7 @@ def parse(argv):
     be.add_argument("--size", type=int, default=256)
     be.add_argument("--workers", default="1,2", help="comma-separated worker counts to time")
     be.add_argument("--floor-images", type=int, default=500)
+    be.add_argument("--dataset", default="nih-cxr-lt", choices=list(ADAPTERS))
     return p.parse_args(argv)
 
 
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
             print(f"{a.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
             return 1 if problems else 0
         elif a.cmd == "bench":
-            rows = bench(a.images, a.labels, a.size, [int(w) for w in a.workers.split(",")], a.floor_images)
+            rows = bench(a.images, a.labels, a.size, [int(w) for w in a.workers.split(",")], a.floor_images, a.dataset)
             print(table(rows))
         elif a.cmd == "stats":
             print(describe(open_shards(a.dir), a.head_above, a.tail_below))

@@ -22,7 +22,8 @@ def decode_resize_floor(paths: list[Path], size: int) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def bench(images: Path, labels: Path, size: int, workers_list: list[int], floor_n: int) -> list[dict]:
+def bench(images: Path, labels: Path, size: int, workers_list: list[int], floor_n: int,
+          dataset: str = "nih-cxr-lt") -> list[dict]:
     paths = sorted(Path(images).rglob("*.png"))
     rows = [{"what": f"decode + resize floor ({min(floor_n, len(paths))} images)", "workers": 1,
              "img_s": decode_resize_floor(paths[:floor_n], size)}]
@@ -31,7 +32,7 @@ def bench(images: Path, labels: Path, size: int, workers_list: list[int], floor_
         out = Path(tempfile.mkdtemp(prefix="bench-shards-"))
         try:
             start = time.perf_counter()
-            m = build_shards(images, labels, out / "s", BuildOptions(size=size, workers=workers))
+            m = build_shards(images, labels, out / "s", BuildOptions(dataset=dataset, size=size, workers=workers))
             seconds = time.perf_counter() - start
             n = sum(s["samples"] for s in m["shards"])
             rows.append({"what": f"build-shards ({n} images, {seconds:.1f} s)", "workers": workers,

@@ -28,11 +28,13 @@ def _class_driven(labels: np.ndarray, q: float, n: int, rng: np.random.Generator
 
 
 def sample_order(sampler: str, labels, seed: int, epoch: int, num_samples: int | None = None,
-                 rank: int = 0, world_size: int = 1) -> np.ndarray:
+                 rank: int = 0, world_size: int = 1, stream: int = 0) -> np.ndarray:
     """Indices into ``labels`` for one epoch, this rank's slice.
 
     ``num_samples`` (default: len(labels)) is rounded up to a multiple of
     ``world_size`` by wrapping around, so every rank gets the same length.
+    ``stream`` gives independent orders for the same (seed, epoch), such as
+    Balanced-MixUp's second, class-balanced batch.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
@@ -40,7 +42,7 @@ def sample_order(sampler: str, labels, seed: int, epoch: int, num_samples: int |
         raise ValueError(f"rank {rank} outside world size {world_size}")
     labels = np.asarray(labels)
     n = len(labels) if num_samples is None else num_samples
-    rng = np.random.default_rng([seed, epoch])
+    rng = np.random.default_rng([seed, epoch, stream])
     if sampler == "instance":
         reps = -(-n // len(labels))
         order = np.concatenate([rng.permutation(len(labels)) for _ in range(reps)])[:n]

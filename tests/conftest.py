@@ -53,3 +53,23 @@ def shards_copy(shards_dir, tmp_path) -> Path:
     dst = tmp_path / "shards"
     shutil.copytree(shards_dir, dst)
     return dst
+
+
+def tiny_fit(shards, out, method="ce", **kw):
+    """A FitConfig for tests: tiny CNN, 32 px, two short epochs on CPU, deterministic."""
+    from train.config import FitConfig
+
+    base = dict(shards=str(shards), out=str(out), method=method, model="tiny", pretrained="none", image_size=32,
+                epochs=2, patience=5, batch_size=32, lr=1e-3, loader="torch", workers=0, deterministic=True,
+                drw_epoch=1, tensorboard=False)
+    return FitConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="session")
+def stage1_run(shards_dir, tmp_path_factory) -> Path:
+    """A finished ce run, the starting point of crt and tau-norm."""
+    from train.fit import fit
+
+    out = tmp_path_factory.mktemp("stage1") / "ce"
+    assert fit(tiny_fit(shards_dir, out, epochs=1)) == "finished"
+    return out

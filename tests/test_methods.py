@@ -1,0 +1,74 @@
+"""Registry-driven: every method trains, resumes exactly, and changes what it should."""
+import math
+
+import pytest
+import torch
+
+from train.checkpoint import load_checkpoint
+from train.fit import fit
+from train.methods import METHODS, PAPER_METHODS, get_method
+from train.stages import build_stage_model
+from shards.reader import open_shards
+
+from conftest import tiny_fit
+
+TRAINED = [m for m in METHODS.values() if m.stage != "tau-norm"]
+
+
+def extra(method, stage1_run):
+    return {"init_from": str(stage1_run)} if method.stage != "train" else {}
+
+
+def test_the_papers_fifteen_methods_are_registered_first():
+    assert PAPER_METHODS == ["ce", "cb-ce", "rw-ce", "focal", "cb-focal", "rw-focal", "ldam", "cb-ldam",
+                             "cb-ldam-drw", "rw-ldam", "rw-ldam-drw", "mixup", "balanced-mixup", "crt", "tau-norm"]
+
+
+def test_unknown_method_lists_the_names():
+    with pytest.raises(ValueError, match="ce, cb-ce, rw-ce"):
+        get_method("softmax")
+
+
+@pytest.mark.parametrize("method", TRAINED, ids=lambda m: m.name)
+def test_two_steps_give_a_finite_loss_and_move_the_trainable_weights(method, shards_dir, stage1_run, tmp_path):
+    cfg = tiny_fit(shards_dir, tmp_path / "run", method.name, **extra(method, stage1_run))
+    assert fit(cfg, stop=lambda epoch, step: step >= 2) == "interrupted"
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["state"]["step"] == 2 and math.isfinite(ckpt["state"]["accum"]["loss_sum"])
+    after = ckpt["model"]
+    if method.stage == "crt":
+        stage1 = load_checkpoint(stage1_run / "best.pt")["model"]
+        frozen = [k for k in after if k.startswith("backbone.")]
+        assert frozen and all(torch.equal(after[k], stage1[k]) for k in frozen), "cRT changed the frozen backbone"
+        assert not torch.equal(after["head.weight"], stage1["head.weight"])
+    else:
+        torch.manual_seed(cfg.seed)
+        before = build_stage_model(cfg, method, open_shards(shards_dir)).state_dict()
+        moved = [k for k in after if after[k].is_floating_point() and not torch.equal(after[k], before[k])]
+        assert any(k.startswith("backbone.") for k in moved) and any(k.startswith("head.") for k in moved)
+
+
+@pytest.mark.parametrize("method", TRAINED, ids=lambda m: m.name)
+def test_interrupted_and_resumed_equals_uninterrupted_exactly(method, shards_dir, stage1_run, tmp_path):
+    kw = extra(method, stage1_run)
+    assert fit(tiny_fit(shards_dir, tmp_path / "whole", method.name, **kw)) == "finished"
+    cut = tiny_fit(shards_dir, tmp_path / "cut", method.name, **kw)
+    assert fit(cut, stop=lambda epoch, step: epoch == 1 and step == 3) == "interrupted"
+    assert fit(cut) == "finished"
+    a, b = load_checkpoint(tmp_path / "whole" / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("images_per_s", "seconds")} for r in rows]
+    assert strip(a["state"]["history"]) == strip(b["state"]["history"])
+    for name in ("val", "test", "balanced-test"):
+        assert (tmp_path / "whole" / "predictions" / f"{name}.parquet").read_bytes() == \
+            (tmp_path / "cut" / "predictions" / f"{name}.parquet").read_bytes()
+
+
+def test_tau_norm_trains_nothing_and_reports_the_tau_it_chose(shards_dir, stage1_run, tmp_path):
+    import json
+
+    assert fit(tiny_fit(shards_dir, tmp_path / "tau", "tau-norm", init_from=str(stage1_run))) == "finished"
+    summary = json.loads((tmp_path / "tau" / "summary.json").read_text())
+    assert 0.0 <= summary["tau"] <= 2.0 and summary["tau_sweep"][str(summary["tau"])] == summary["val"]["bacc"]
+    assert not (tmp_path / "tau" / "last.pt").exists()

@@ -1,0 +1,65 @@
+"""The method registry: every named method is plain data, one entry each.
+
+A method picks a loss (``train.losses``), a class weighting (``train.weighting``),
+a sampler (``shards.samplers``), a mixing (``train.mixing``), whether the
+weighting is deferred (DRW), the classifier head, and its stage: ``train``
+(from scratch or ImageNet), ``crt`` (re-train the classifier of a stage-1 run)
+or ``tau-norm`` (adjust the classifier of a stage-1 run, no training).
+Add a method by adding one entry to METHODS.
+"""
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    loss: str = "ce"
+    weighting: str = "none"
+    loss_params: dict = field(default_factory=dict)
+    sampler: str = "instance"
+    mixing: str = "none"            # none | mixup | balanced-mixup
+    drw: bool = False
+    head: str = "linear"            # linear | normed (cosine, LDAM)
+    stage: str = "train"            # train | crt | tau-norm
+
+
+FOCAL = {"gamma": 2.0}
+LDAM = {"max_m": 0.5, "s": 30.0}
+
+METHODS = {m.name: m for m in [
+    Method("ce", "Softmax cross-entropy (the baseline)"),
+    Method("cb-ce", "Class-balanced softmax: CE weighted by effective number, beta 0.9999", weighting="cb"),
+    Method("rw-ce", "Re-weighted softmax: CE weighted by inverse frequency", weighting="rw"),
+    Method("focal", "Focal loss, gamma 2", loss="focal", loss_params=FOCAL),
+    Method("cb-focal", "Focal loss with class-balanced alpha", loss="focal", weighting="cb", loss_params=FOCAL),
+    Method("rw-focal", "Focal loss with inverse-frequency alpha", loss="focal", weighting="rw", loss_params=FOCAL),
+    Method("ldam", "LDAM margins on a cosine classifier, s 30", loss="ldam", loss_params=LDAM, head="normed"),
+    Method("cb-ldam", "LDAM with class-balanced weights", loss="ldam", weighting="cb", loss_params=LDAM,
+           head="normed"),
+    Method("cb-ldam-drw", "LDAM, class-balanced weights deferred (DRW)", loss="ldam", weighting="cb",
+           loss_params=LDAM, drw=True, head="normed"),
+    Method("rw-ldam", "LDAM with inverse-frequency weights", loss="ldam", weighting="rw", loss_params=LDAM,
+           head="normed"),
+    Method("rw-ldam-drw", "LDAM, inverse-frequency weights deferred (DRW)", loss="ldam", weighting="rw",
+           loss_params=LDAM, drw=True, head="normed"),
+    Method("mixup", "MixUp, alpha 0.2", mixing="mixup"),
+    Method("balanced-mixup", "Balanced-MixUp: instance batch mixed with a class-balanced batch, alpha 0.2",
+           mixing="balanced-mixup"),
+    Method("crt", "Decoupling: re-train a new classifier on class-balanced sampling, backbone frozen",
+           sampler="class-balanced", stage="crt"),
+    Method("tau-norm", "Decoupling: classifier rows divided by their norm^tau, tau tuned on balanced-val",
+           stage="tau-norm"),
+    Method("logit-adjusted", "Logit-adjusted CE, tau 1 (beyond the paper)", loss="logit-adjusted",
+           loss_params={"tau": 1.0}),
+    Method("balanced-softmax", "Balanced softmax (beyond the paper)", loss="balanced-softmax"),
+    Method("cb-sampling", "CE with class-balanced sampling (beyond the paper)", sampler="class-balanced"),
+    Method("sqrt-sampling", "CE with square-root sampling (beyond the paper)", sampler="sqrt"),
+]}
+PAPER_METHODS = list(METHODS)[:15]
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; one of: {', '.join(METHODS)}")
+    return METHODS[name]
