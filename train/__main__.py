@@ -9,6 +9,7 @@ from .config import add_flags, from_args
 from .fit import ResumeRefused, fit
 from .methods import METHODS, PAPER_METHODS
 from .models import WeightsUnavailable
+from .suite import parse_methods, suite
 from .trainer import NonFiniteLoss
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: checkpointed, rerun the same command to resume
@@ -20,6 +21,12 @@ def parse(argv):
     f = sub.add_parser("fit", help="train one method into a run dir (resumes by default)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_flags(f)
+    s = sub.add_parser("suite", help="every method and seed into one dir, then the results table",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--suite-out", "--out", dest="suite_out", required=True)
+    s.add_argument("--methods", default="all", help="all (the paper's 15), everything, or a,b,c")
+    s.add_argument("--seeds", default="0", help="comma-separated")
+    add_flags(s, exclude=("out", "method", "seed", "init_from"))
     sub.add_parser("methods", help="list the methods")
     return p.parse_args(argv)
 
@@ -33,21 +40,26 @@ def main(argv=None) -> int:
             print(f"{name:<18} {m.summary}{tag}")
         return 0
     cfg = from_args(a)
-    if not cfg.shards or not cfg.out:
-        print("error: fit needs --shards DIR and --out RUN", file=sys.stderr)
+    if not cfg.shards or not (cfg.out or a.cmd == "suite"):
+        print(f"error: {a.cmd} needs --shards DIR and --out DIR", file=sys.stderr)
         return 2
     try:
-        status = fit(cfg)
+        if a.cmd == "suite":
+            seeds = [int(s) for s in a.seeds.split(",")]
+            status = suite(cfg, a.suite_out, parse_methods(a.methods), seeds)
+        else:
+            status = fit(cfg)
     except (ResumeRefused, NotAShardsDir, WeightsUnavailable, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    where = a.suite_out if a.cmd == "suite" else cfg.out
     if status == "interrupted":
-        print(f"interrupted: checkpoint in {cfg.out}/last.pt; rerun the same command to resume")
+        print(f"interrupted: checkpointed in {where}; rerun the same command to resume")
         return EXIT_INTERRUPTED
-    print(f"{cfg.out}: finished; see {cfg.out}/summary.json")
+    print(f"{where}: finished; see {where}/{'results.md' if a.cmd == 'suite' else 'summary.json'}")
     return 0
 
 

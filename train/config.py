@@ -58,8 +58,10 @@ class FitConfig:
         return dataclasses.asdict(self)
 
 
-def add_flags(parser: argparse.ArgumentParser, cls=FitConfig) -> None:
-    for f in fields(cls):
+def add_flags(parser: argparse.ArgumentParser, exclude=()) -> None:
+    for f in fields(FitConfig):
+        if f.name in exclude:
+            continue
         flag = "--" + f.name.replace("_", "-")
         kw = {"help": f.metadata.get("help", ""), "default": argparse.SUPPRESS}
         if f.type in (bool, "bool"):

@@ -90,7 +90,8 @@ def _fit(cfg: FitConfig, run: Path, stop) -> str:
         torch.backends.cudnn.benchmark = False
     precision, amp = amp_context(cfg, device)
     meta = {"config": cfg.to_dict(), "method": vars(method), "precision": precision, "versions": versions(),
-            "git_commit": git_commit(), "index_sha256": index_sha, "class_names": ss.class_names,
+            "git_commit": git_commit(), "index_sha256": index_sha, "dataset": ss.manifest["dataset"],
+            "class_names": ss.class_names,
             "groups": ss.groups, "train_counts": ss.train_counts().tolist()}
     write_json(run / "config.json", meta)
     if method.stage == "tau-norm":

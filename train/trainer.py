@@ -150,7 +150,7 @@ class Trainer:
             logits = self.net(x)
             loss = self.loss_fn(logits, (y_a, y_b, lam))
         if not torch.isfinite(loss):
-            self._non_finite(batch, float(loss))
+            self._non_finite(batch, float(loss.detach()))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         scale = self.scaler.get_scale()

@@ -1,0 +1,161 @@
+"""One run as a user meets it: what it leaves, resume rules, signals, kill -9, bad states."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from eval.summary import paper_metrics
+from shards.reader import open_shards
+from train.checkpoint import load_checkpoint
+from train.fit import ResumeRefused, fit
+from train.models import WeightsUnavailable, build_model
+from train.run import read_predictions
+
+from conftest import tiny_fit
+
+
+def test_a_run_leaves_config_metrics_predictions_and_a_summary_that_matches_them(stage1_run, shards_dir):
+    meta = json.loads((stage1_run / "config.json").read_text())
+    assert meta["index_sha256"] and meta["versions"]["torch"] and meta["config"]["method"] == "ce"
+    metrics = pd.read_csv(stage1_run / "metrics.csv")
+    assert list(metrics.columns[:8]) == ["epoch", "lr", "train_loss", "train_bacc", "train_auroc", "val_loss",
+                                         "val_bacc", "val_auroc"] and len(metrics) == 1
+    ss = open_shards(shards_dir)
+    for view in ("val", "test", "balanced-test"):
+        keys, labels, logits = read_predictions(stage1_run / "predictions" / f"{view}.parquet")
+        assert sorted(keys) == sorted(ss.view(view)["key"]) and logits.shape == (len(keys), 20)
+        assert len(set(keys)) == len(keys)  # every image exactly once
+    _, bt_y, bt_l = read_predictions(stage1_run / "predictions" / "balanced-test.parquet")
+    _, t_y, t_l = read_predictions(stage1_run / "predictions" / "test.parquet")
+    want = paper_metrics(bt_y, bt_l, t_y, t_l, ss.groups, ss.class_names)
+    got = json.loads((stage1_run / "summary.json").read_text())
+    assert got["balanced_test"]["avg"] == pytest.approx(want["balanced_test"]["avg"], nan_ok=True)
+    assert got["test"]["bacc"] == pytest.approx(want["test"]["bacc"])
+    assert got["test"]["mf1"] == pytest.approx(want["test"]["mf1"])
+
+
+def test_a_finished_run_is_not_trained_again(stage1_run, shards_dir):
+    before = (stage1_run / "summary.json").stat().st_mtime_ns
+    assert fit(tiny_fit(shards_dir, stage1_run, epochs=1)) == "finished"
+    assert (stage1_run / "summary.json").stat().st_mtime_ns == before
+
+
+def test_resume_refuses_a_changed_config_naming_the_change(shards_dir, tmp_path):
+    cfg = tiny_fit(shards_dir, tmp_path / "r")
+    fit(cfg, stop=lambda e, s: s >= 1)
+    with pytest.raises(ResumeRefused, match=r"lr: 0.001 -> 0.01"):
+        fit(tiny_fit(shards_dir, tmp_path / "r", lr=0.01))
+    with pytest.raises(ResumeRefused, match="method: 'ce' -> 'rw-ce'"):
+        fit(tiny_fit(shards_dir, tmp_path / "r", method="rw-ce"))
+
+
+def test_resume_refuses_a_changed_index(shards_dir, shards_copy, tmp_path):
+    fit(tiny_fit(shards_copy, tmp_path / "r"), stop=lambda e, s: s >= 1)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(shards_copy / "index.parquet")
+    pq.write_table(table.slice(1), shards_copy / "index.parquet")
+    with pytest.raises(ResumeRefused, match="index.parquet changed"):
+        fit(tiny_fit(shards_copy, tmp_path / "r"))
+
+
+def test_paper_bn_bug_freezes_batchnorm_statistics_after_the_first_epoch(shards_dir, tmp_path):
+    def bn_mean(run):
+        return load_checkpoint(run / "last.pt")["model"]["backbone.features.1.running_mean"]
+
+    for bug in (False, True):
+        out = tmp_path / f"bug-{bug}"
+        fit(tiny_fit(shards_dir, out, paper_bn_bug=bug), stop=lambda e, s: e == 1 and s == 1)
+        mid = bn_mean(out).clone()  # one step into epoch 2
+        fit(tiny_fit(shards_dir, out, paper_bn_bug=bug))
+        assert torch.equal(mid, bn_mean(out)) == bug
+
+
+def test_non_finite_loss_stops_with_the_batch_keys(shards_dir, tmp_path, monkeypatch):
+    from train import trainer
+
+    real = trainer.make_loss
+
+    def poisoned(*a, **kw):
+        loss = real(*a, **kw)
+        loss.loss = lambda logits, target: (logits * float("nan")).sum()
+        return loss
+
+    monkeypatch.setattr(trainer, "make_loss", poisoned)
+    with pytest.raises(trainer.NonFiniteLoss, match="nonfinite_batch.json"):
+        fit(tiny_fit(shards_dir, tmp_path / "nan"))
+    report = json.loads((tmp_path / "nan" / "nonfinite_batch.json").read_text())
+    assert len(report["keys"]) == 32 and set(report["keys"]) <= set(open_shards(shards_dir).view("train")["key"])
+
+
+def test_pretrained_offline_names_both_ways_out_and_a_local_file_loads(tmp_path):
+    with pytest.raises(WeightsUnavailable, match="--pretrained PATH .* --pretrained none"):
+        build_model("resnet18", 20, "imagenet")
+    reference = build_model("resnet18", 20, "none")
+    torch.save({k[len("backbone."):]: v for k, v in reference.state_dict().items() if k.startswith("backbone.")},
+               tmp_path / "r18.pth")
+    loaded = build_model("resnet18", 20, str(tmp_path / "r18.pth"))
+    assert torch.equal(loaded.backbone.conv1.weight, reference.backbone.conv1.weight)
+    with pytest.raises(WeightsUnavailable, match="no such file"):
+        build_model("resnet18", 20, str(tmp_path / "missing.pth"))
+
+
+def fit_cmd(shards_dir, out, *extra):
+    return [sys.executable, "-m", "train", "fit", "--shards", str(shards_dir), "--out", str(out), "--model", "tiny",
+            "--pretrained", "none", "--image-size", "32", "--batch-size", "16", "--lr", "0.001", "--loader",
+            "torch", "--workers", "0", "--deterministic", "--drw-epoch", "1", "--no-tensorboard", *extra]
+
+
+def wait_for(path, proc, timeout=120):
+    start = time.monotonic()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - start < timeout
+        time.sleep(0.02)
+
+
+def test_sigterm_checkpoints_at_the_next_step_and_the_same_command_finishes(shards_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = fit_cmd(shards_dir, out, "--epochs", "4")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(out / "last.pt", proc)  # the end of epoch 1
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 75 and "rerun the same command to resume" in stdout
+    state = load_checkpoint(out / "last.pt")["state"]
+    assert (state["epoch"], state["step"]) < (4, 0) and not (out / "summary.json").exists()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0 and (out / "summary.json").exists()
+    assert len(pd.read_csv(out / "metrics.csv")) == 4
+
+
+def test_a_changed_command_is_refused_on_the_command_line(stage1_run, shards_dir):
+    r = subprocess.run(fit_cmd(shards_dir, stage1_run, "--epochs", "1", "--lr", "0.5"), capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "lr: 0.001 -> 0.5" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_kill_9_mid_epoch_then_rerun_equals_an_uninterrupted_run(shards_dir, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    args = ("--method", "rw-ldam-drw", "--epochs", "3", "--checkpoint-minutes", "0")
+    assert subprocess.run(fit_cmd(shards_dir, whole, *args), capture_output=True).returncode == 0
+    proc = subprocess.Popen(fit_cmd(shards_dir, killed, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(killed / "metrics.csv", proc)  # past the first epoch; checkpoints land every step from here
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    state = load_checkpoint(killed / "last.pt")["state"]
+    assert not (killed / "summary.json").exists() and (state["epoch"], state["step"]) != (3, 0)
+    assert subprocess.run(fit_cmd(shards_dir, killed, *args), capture_output=True).returncode == 0
+    a, b = load_checkpoint(whole / "last.pt"), load_checkpoint(killed / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    drop = ["images_per_s", "seconds"]
+    pd.testing.assert_frame_equal(pd.read_csv(whole / "metrics.csv").drop(columns=drop),
+                                  pd.read_csv(killed / "metrics.csv").drop(columns=drop))
