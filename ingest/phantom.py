@@ -46,7 +46,7 @@ def anatomy(rng: np.random.Generator, n: int) -> np.ndarray:
         rx, ry = 0.27 + rng.uniform(-0.03, 0.03), 0.55 + rng.uniform(-0.05, 0.05)
         lung = _inside((x - cx) / rx, (y - cy) / ry, 0.06)
         ribs = 0.5 + 0.5 * np.sin(2 * np.pi * (y * 4.5 + 0.6 * (x - cx) ** 2 * side + rng.uniform()))
-        img = img - 0.3 * lung + 0.07 * lung * ribs
+        img = img - 0.3 * lung + 0.04 * lung * ribs
     img += 0.22 * np.exp(-((x / 0.11) ** 2)) * (y > -0.75)                     # spine, mediastinum
     img += 0.18 * np.exp(-(((x - 0.12) / 0.24) ** 2 + ((y - 0.28) / 0.2) ** 2))  # heart
     img += 0.04 * _smooth_field(rng, n)
@@ -60,7 +60,7 @@ def add_gabor(img: np.ndarray, rng, theta: float, wavelength: float, amplitude: 
     side = rng.choice([-1, 1])
     cx, cy = side * 0.42 + rng.uniform(-0.12, 0.12), rng.uniform(-0.35, 0.25)
     lam = wavelength * 2  # normalised coordinates span 2
-    sigma = 0.9 * lam
+    sigma = 1.1 * lam
     half = 3 * sigma
     lo = lambda c: int(np.clip((c - half + 1) / 2 * n, 0, n))
     hi = lambda c: int(np.clip((c + half + 1) / 2 * n, 0, n))
@@ -79,8 +79,8 @@ def render(labels: np.ndarray, no_finding: int, n: int, rng: np.random.Generator
     for c in findings:
         idx = c if c < no_finding else c - 1
         theta, lam = lesion_params(idx)
-        add_gabor(img, rng, theta, lam, rng.uniform(0.03, 0.09))
+        add_gabor(img, rng, theta, lam, rng.uniform(0.07, 0.18))
     if rng.uniform() < 0.25:
-        add_gabor(img, rng, rng.uniform(0, np.pi), rng.uniform(0.06, 0.3), rng.uniform(0.02, 0.06))
+        add_gabor(img, rng, rng.uniform(0, np.pi), rng.uniform(0.06, 0.3), rng.uniform(0.03, 0.08))
     img += rng.normal(0, GRAIN, img.shape).astype(np.float32)
     return np.clip(img * 255, 0, 255).astype(np.uint8)
