@@ -72,3 +72,14 @@ def test_tau_norm_trains_nothing_and_reports_the_tau_it_chose(shards_dir, stage1
     summary = json.loads((tmp_path / "tau" / "summary.json").read_text())
     assert 0.0 <= summary["tau"] <= 2.0 and summary["tau_sweep"][str(summary["tau"])] == summary["val"]["bacc"]
     assert not (tmp_path / "tau" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("name", ["ce", "balanced-mixup"])
+def test_the_dali_loader_trains_and_resumes_exactly_too(name, shards_dir, tmp_path):
+    kw = dict(loader="dali")
+    assert fit(tiny_fit(shards_dir, tmp_path / "whole", name, **kw)) == "finished"
+    cut = tiny_fit(shards_dir, tmp_path / "cut", name, **kw)
+    assert fit(cut, stop=lambda epoch, step: epoch == 0 and step == 4) == "interrupted"
+    assert fit(cut) == "finished"
+    a, b = load_checkpoint(tmp_path / "whole" / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -3,10 +3,11 @@ import importlib.util
 
 import torch
 
+from shards.augment import AugmentSpec
 from shards.reader import ShardSet
+from shards.torch_loader import TorchLoader
 
 from .config import FitConfig
-from .data import Augment, TorchLoader
 from .methods import Method
 
 
@@ -19,7 +20,7 @@ def make_loader(cfg: FitConfig, method: Method, ss: ShardSet, device: torch.devi
     kind = cfg.loader
     if kind == "auto":
         kind = "dali" if dali_available() else "torch"
-    augment = Augment(cfg.image_size, cfg.hflip, cfg.rotation, cfg.rrc_scale)
+    augment = AugmentSpec(cfg.image_size, cfg.hflip, cfg.rotation, cfg.rrc_scale)
     second = "class-balanced" if method.mixing == "balanced-mixup" else None
     args = dict(ss=ss, sampler=method.sampler, augment=augment, batch_size=cfg.batch_size, seed=cfg.seed,
                 workers=cfg.workers, device=device, channels_last=cfg.channels_last, second_stream=second,

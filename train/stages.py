@@ -81,7 +81,7 @@ class FeatureLoader:
         return self.base.steps_per_epoch()
 
     def train(self, epoch: int, start_step: int = 0):
-        order = self.base._order(self.base.sampler, epoch, 0)
+        order = self.base.order(self.base.sampler, epoch, 0)
         bs = self.base.batch_size
         for step in range(start_step, self.steps_per_epoch()):
             idx = torch.as_tensor(order[step * bs:(step + 1) * bs])

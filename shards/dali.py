@@ -1,0 +1,158 @@
+"""The DALI input path: JPEG bytes read at the index's offsets, decoded and augmented by DALI.
+
+The only module that imports ``nvidia.dali``. A picklable source maps each
+sample of a virtual stream (the epochs one after another, each padded to whole
+batches) to its JPEG bytes (read via mmap at the offset the index records),
+label, row and augmentation parameters (``shards.augment``: the same as the
+PyTorch path draws). So every sampler is exact, a run resumes at any step, and
+``fn.external_source`` can run in parallel worker processes. On a GPU the
+decode is ``mixed`` (nvJPEG) and the augmentation runs on the GPU; without one
+the same graph runs on the CPU (``device_id=None``). Images leave DALI as uint8
+and are normalised on the device (``ShardLoader.to_input``).
+"""
+import math
+import mmap
+from pathlib import Path
+
+import numpy as np
+import torch
+from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali.plugin.pytorch import feed_ndarray
+
+from .augment import AugmentSpec
+from .loader import ShardLoader
+from .samplers import sample_order
+
+PAD_ROW = -1  # padding samples that fill the last batch of an epoch; dropped before the trainer sees them
+
+
+class ShardSource:
+    """SampleInfo -> (jpeg bytes, label, row, crop window start, end[, flip, angle]) of the stream's sample."""
+
+    def __init__(self, root: Path, rows, batch_size: int, pixels: int, spec: AugmentSpec | None, orders=None):
+        self.root, self.spec, self.batch_size, self.pixels = Path(root), spec, batch_size, pixels
+        self.shards = rows["shard"].to_numpy().astype(str)
+        self.offsets = rows["offset"].to_numpy()
+        self.sizes = rows["size"].to_numpy()
+        self.labels = rows["label"].to_numpy().astype(np.int64)
+        self.orders = orders  # (sampler, labels, seed, first_epoch, start_position, rank, world, stream) or None
+        self._maps, self._cached = {}, (None, None)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_maps": {}, "_cached": (None, None)}
+
+    def _epoch_len(self) -> int:
+        n = len(self.labels) if self.orders is None else math.ceil(len(self.orders[1]) / self.orders[6])
+        return math.ceil(n / self.batch_size) * self.batch_size, n
+
+    def _locate(self, i: int):
+        """Stream index -> (epoch, position in the epoch or None for padding, row)."""
+        padded, n = self._epoch_len()
+        if self.orders is None:  # eval: the view in index order, again and again
+            pos = i % padded
+            return 0, (pos if pos < n else None), (pos if pos < n else PAD_ROW)
+        sampler, labels, seed, first, start, rank, world, stream = self.orders
+        first_len = padded - start
+        epoch, pos = (first, start + i) if i < first_len else (first + 1 + (i - first_len) // padded,
+                                                               (i - first_len) % padded)
+        if pos >= n:
+            return epoch, None, PAD_ROW
+        if self._cached[0] != epoch:
+            self._cached = (epoch, sample_order(sampler, labels, seed, epoch, rank=rank, world_size=world,
+                                                stream=stream))
+        return epoch, pos, int(self._cached[1][pos])
+
+    def _bytes(self, row: int) -> np.ndarray:
+        shard = self.shards[row]
+        if shard not in self._maps:
+            with open(self.root / shard, "rb") as f:
+                self._maps[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        off = int(self.offsets[row])
+        return np.frombuffer(self._maps[shard][off:off + int(self.sizes[row])], dtype=np.uint8)
+
+    def __call__(self, info):
+        epoch, pos, row = self._locate(info.idx_in_epoch)
+        data_row = row if row != PAD_ROW else 0
+        flip, angle, crop = False, 0.0, (0, 0, self.pixels, self.pixels)
+        if self.spec is not None and pos is not None:
+            p = self.spec.draw(self.orders[2], epoch, self.orders[7], pos)
+            flip, angle, crop = p.flip, p.angle, p.crop_pixels(self.pixels, self.pixels)
+        top, left, h, w = crop  # on the pixel grid, as the PyTorch path crops
+        out = (self._bytes(data_row), np.array(self.labels[data_row], np.int64), np.array(row, np.int64),
+               np.array([top, left], np.float32), np.array([top + h, left + w], np.float32))
+        return out if self.spec is None else out + (np.array(flip, np.int32), np.array(angle, np.float32))
+
+
+@pipeline_def(enable_conditionals=False)
+def _graph(source, image_size: int, on_gpu: bool, parallel: bool, augment: bool):
+    dtypes = [types.UINT8, types.INT64, types.INT64, types.FLOAT, types.FLOAT] + [types.INT32, types.FLOAT] * augment
+    jpg, label, row, roi_start, roi_end, *aug = fn.external_source(
+        source, num_outputs=len(dtypes), batch=False, parallel=parallel, dtype=dtypes)
+    img = fn.decoders.image(jpg, device="mixed" if on_gpu else "cpu", output_type=types.GRAY)
+    img = fn.resize(img, resize_x=image_size, resize_y=image_size, roi_start=roi_start, roi_end=roi_end,
+                    antialias=True, interp_type=types.INTERP_LINEAR)
+    if augment:
+        flip, angle = aug
+        img = fn.flip(img, horizontal=flip)
+        img = fn.rotate(img, angle=angle, keep_size=True, fill_value=0, interp_type=types.INTERP_LINEAR)
+    return img, label, row
+
+
+class DaliLoader(ShardLoader):
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.on_gpu = self.device.type == "cuda"
+        self.pixels = self.ss.manifest["image"]["size"]
+        self._train = None  # (pipeline, next epoch, its start step, second stream pipeline)
+        self._eval = {}
+
+    def _pipeline(self, source, augment: bool):
+        parallel = self.workers > 0
+        pipe = _graph(source, self.augment.image_size, self.on_gpu, parallel, augment,
+                      batch_size=self.batch_size, num_threads=max(1, min(self.workers, 4)),
+                      device_id=(self.device.index or 0) if self.on_gpu else None, seed=self.seed,
+                      py_num_workers=max(1, self.workers), py_start_method="spawn",
+                      prefetch_queue_depth=2, exec_dynamic=True)
+        pipe.build()
+        return pipe
+
+    def _stream(self, sampler: str, epoch: int, start_step: int, stream: int):
+        orders = (sampler, self.labels, self.seed, epoch, start_step * self.batch_size, self.rank,
+                  self.world_size, stream)
+        source = ShardSource(self.ss.root, self.train_rows, self.batch_size, self.pixels, self.augment, orders)
+        return self._pipeline(source, True)
+
+    def _batch(self, pipe) -> dict:
+        img, label, row = pipe.run()
+        keep = np.asarray(row.as_tensor() if not self.on_gpu else row.as_cpu().as_tensor()) != PAD_ROW
+        x = self._to_torch(img)[torch.as_tensor(keep, device=self.device if self.on_gpu else "cpu")]
+        y = torch.as_tensor(np.asarray(label.as_tensor() if not self.on_gpu else label.as_cpu().as_tensor()))[keep]
+        rows = torch.as_tensor(np.asarray(row.as_tensor() if not self.on_gpu else row.as_cpu().as_tensor()))[keep]
+        return {"x": x.permute(0, 3, 1, 2), "y": y.long(), "rows": rows.long()}
+
+    def _to_torch(self, tl) -> torch.Tensor:
+        dense = tl.as_tensor()
+        out = torch.empty(dense.shape(), dtype=torch.uint8, device=self.device if self.on_gpu else "cpu")
+        feed_ndarray(dense, out, cuda_stream=torch.cuda.current_stream() if self.on_gpu else None)
+        return out
+
+    def train(self, epoch: int, start_step: int = 0):
+        if self._train is None or self._train[1:3] != (epoch, start_step):
+            second = self._stream(self.second_stream, epoch, start_step, 1) if self.second_stream else None
+            self._train = (self._stream(self.sampler, epoch, start_step, 0), epoch, start_step, second)
+        pipe, _, _, second = self._train
+        for _ in range(start_step, self.steps_per_epoch()):
+            batch = self._batch(pipe)
+            if second is not None:
+                other = self._batch(second)
+                batch.update(x2=other["x"], y2=other["y"])
+            yield batch
+        self._train = (pipe, epoch + 1, 0, second)
+
+    def evaluate(self, view: str):
+        rows = self.ss.view(view)
+        if view not in self._eval:
+            source = ShardSource(self.ss.root, rows, self.batch_size, self.pixels, None)
+            self._eval[view] = self._pipeline(source, False)
+        for _ in range(math.ceil(len(rows) / self.batch_size)):
+            yield self._batch(self._eval[view])

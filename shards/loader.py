@@ -1,0 +1,47 @@
+"""What every input path shares: the epoch's order, the step count, normalisation on the device."""
+import math
+
+import torch
+
+from .augment import AugmentSpec
+from .reader import ShardSet
+from .samplers import sample_order
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ShardLoader:
+    """Train batches in the sampler's order for (seed, epoch), from any step; eval batches in index order.
+
+    A batch is a dict: ``x`` uint8 (N, 1, H, W), ``y`` labels, ``rows`` positions in the split, and with
+    a second stream (Balanced-MixUp) ``x2``, ``y2``.
+    """
+
+    def __init__(self, ss: ShardSet, sampler: str, augment: AugmentSpec, batch_size: int, seed: int, workers: int,
+                 device: torch.device, channels_last: bool, second_stream: str | None = None,
+                 rank: int = 0, world_size: int = 1):
+        self.ss, self.sampler, self.augment = ss, sampler, augment
+        self.batch_size, self.seed, self.workers, self.device = batch_size, seed, workers, device
+        self.channels_last, self.second_stream = channels_last, second_stream
+        self.rank, self.world_size = rank, world_size
+        self.train_rows = ss.view("train")
+        self.labels = self.train_rows["label"].to_numpy()
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+
+    def order(self, sampler: str, epoch: int, stream: int):
+        return sample_order(sampler, self.labels, self.seed, epoch, rank=self.rank, world_size=self.world_size,
+                            stream=stream)
+
+    def epoch_length(self) -> int:
+        return math.ceil(len(self.labels) / self.world_size)
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.epoch_length() / self.batch_size)
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 1, H, W) -> normalised float (N, 3, H, W) on the device, channels_last if asked."""
+        x = x.to(self.device, non_blocking=True).expand(-1, 3, -1, -1).float()
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()

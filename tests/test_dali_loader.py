@@ -1,0 +1,90 @@
+"""DALI (CPU-only mode here) against the plain-PyTorch reader: same keys, labels and order; pixels within a
+stated tolerance. On a GPU the same checks run with GPU decoding (marked gpu)."""
+import numpy as np
+import pytest
+import torch
+
+from shards.augment import AugmentSpec
+from shards.dali import DaliLoader
+from shards.reader import open_shards
+from shards.samplers import SAMPLERS
+from shards.torch_loader import TorchLoader
+
+RESIZE_TOLERANCE = 3  # grey levels: DALI's and torchvision's antialiased bilinear resize differ by rounding
+
+
+def pair(shards_dir, device="cpu", **kw):
+    args = dict(ss=open_shards(shards_dir), sampler="instance", augment=AugmentSpec(32), batch_size=16, seed=3,
+                workers=0, device=torch.device(device), channels_last=False)
+    args.update(kw)
+    return DaliLoader(**args), TorchLoader(**args)
+
+
+def cat(batches, key):
+    return torch.cat([b[key].cpu() for b in batches])
+
+
+@pytest.mark.parametrize("view", ["val", "test", "balanced-test"])
+def test_eval_reads_every_image_exactly_once_identical_to_the_torch_reader(shards_dir, view):
+    dali, plain = pair(shards_dir)
+    a, b = list(dali.evaluate(view)), list(plain.evaluate(view))
+    rows = cat(a, "rows")
+    assert len(rows) == len(open_shards(shards_dir).view(view)) == len(set(rows.tolist()))
+    assert torch.equal(rows, cat(b, "rows")) and torch.equal(cat(a, "y"), cat(b, "y"))
+    assert torch.equal(cat(a, "x"), cat(b, "x"))  # same size as the shards: the same JPEG decode
+
+
+def test_eval_with_a_resize_stays_within_the_stated_tolerance(shards_dir):
+    dali, plain = pair(shards_dir, augment=AugmentSpec(24))
+    diff = (cat(list(dali.evaluate("val")), "x").int() - cat(list(plain.evaluate("val")), "x").int()).abs()
+    assert diff.max() <= RESIZE_TOLERANCE and diff.float().mean() < 0.5
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_gives_the_same_order_from_any_step(shards_dir, sampler):
+    dali, plain = pair(shards_dir, sampler=sampler, augment=AugmentSpec(32, rrc_scale=0.6))
+    for epoch, start in ((0, 0), (1, 2), (2, 0)):
+        a, b = list(dali.train(epoch, start)), list(plain.train(epoch, start))
+        assert len(a) == len(b) == dali.steps_per_epoch() - start
+        assert torch.equal(cat(a, "rows"), cat(b, "rows")) and torch.equal(cat(a, "y"), cat(b, "y"))
+        # the same flips, angles and crops: augmented pixels agree up to interpolation
+        diff = (cat(a, "x").float() - cat(b, "x").float()).abs().mean()
+        assert diff < 3.0
+
+
+def test_balanced_mixup_second_stream_and_parallel_workers(shards_dir):
+    dali, plain = pair(shards_dir, second_stream="class-balanced", workers=2)
+    a, b = list(dali.train(0, 1)), list(plain.train(0, 1))
+    assert torch.equal(cat(a, "y2"), cat(b, "y2")) and torch.equal(cat(a, "rows"), cat(b, "rows"))
+
+
+def test_ranks_read_equal_disjoint_slices(shards_dir):
+    seen = []
+    for rank in range(2):
+        dali, _ = pair(shards_dir, rank=rank, world_size=2)
+        rows = cat(list(dali.train(0, 0)), "rows")
+        assert len(rows) == dali.epoch_length()
+        seen.append(rows)
+    n = len(open_shards(shards_dir).view("train"))
+    assert len(seen[0]) == len(seen[1]) and len(set(torch.cat(seen).tolist())) == n
+
+
+def test_to_input_expands_to_three_channels_normalised_with_imagenet_statistics(shards_dir):
+    from shards.loader import IMAGENET_MEAN, IMAGENET_STD
+
+    dali, _ = pair(shards_dir)
+    batch = next(dali.evaluate("val"))
+    x = dali.to_input(batch["x"])
+    assert x.shape == (len(batch["y"]), 3, 32, 32) and x.dtype == torch.float32
+    raw = batch["x"][:, 0].float() / 255
+    for c, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD)):
+        assert torch.allclose(x[:, c] * std + mean, raw, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_gpu_decoding_matches_the_cpu_reader(shards_dir):
+    gpu, _ = pair(shards_dir, device="cuda")
+    cpu, _ = pair(shards_dir)
+    a, b = list(gpu.evaluate("test")), list(cpu.evaluate("test"))
+    assert torch.equal(cat(a, "rows"), cat(b, "rows"))
+    assert (cat(a, "x").int() - cat(b, "x").int()).abs().float().mean() < 1.0  # nvJPEG vs libjpeg IDCT
