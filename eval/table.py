@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import balanced_accuracy, bootstrap_ci, group_accuracy, macro_f1
+from .predictions import read_predictions
 from .published import PUBLISHED_BACC
 
 COLUMNS = [("head", "Head"), ("medium", "Medium"), ("tail", "Tail"), ("avg", "Avg"), ("mf1", "mF1"),
@@ -38,17 +39,16 @@ def _numbers(summary: dict) -> dict:
 
 def _intervals(run: Path, groups: list[str], n_boot: int, seed: int) -> dict:
     """Bootstrap intervals of one run's numbers from its saved predictions."""
-    from train.run import read_predictions
-
-    _, bt_y, bt_logits = read_predictions(run / "predictions" / "balanced-test.parquet")
-    _, t_y, t_logits = read_predictions(run / "predictions" / "test.parquet")
+    bt = read_predictions(run / "predictions" / "balanced-test.parquet")
+    test = read_predictions(run / "predictions" / "test.parquet")
     c = len(groups)
     out = {}
     for key in ("head", "medium", "tail", "avg"):
-        out[key] = bootstrap_ci(lambda y, p: group_accuracy(y, p, groups)[key], bt_y, bt_logits.argmax(1),
+        out[key] = bootstrap_ci(lambda y, p: group_accuracy(y, p, groups)[key], bt.labels, bt.predicted,
                                 n_boot=n_boot, seed=seed)[1:]
-    out["mf1"] = bootstrap_ci(lambda y, p: macro_f1(y, p, c), t_y, t_logits.argmax(1), n_boot=n_boot, seed=seed)[1:]
-    out["bacc"] = bootstrap_ci(lambda y, p: balanced_accuracy(y, p, c), t_y, t_logits.argmax(1),
+    out["mf1"] = bootstrap_ci(lambda y, p: macro_f1(y, p, c), test.labels, test.predicted, n_boot=n_boot,
+                              seed=seed)[1:]
+    out["bacc"] = bootstrap_ci(lambda y, p: balanced_accuracy(y, p, c), test.labels, test.predicted,
                                n_boot=n_boot, seed=seed)[1:]
     return out
 
@@ -121,10 +121,14 @@ def render(table: pd.DataFrame) -> dict[str, str]:
 
 
 def write_table(paths, prefix: Path, n_boot: int = 1000) -> str:
+    """PREFIX.md, .tex, .csv and the comparison figure PREFIX.png; returns the Markdown."""
+    from .figures import suite_comparison
+
     table = collect(find_runs(paths), n_boot=n_boot)
     out = render(table)
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     for ext, text in out.items():
         prefix.with_name(f"{prefix.name}.{ext}").write_text(text)
+    suite_comparison(table, prefix.with_name(f"{prefix.name}.png"))
     return out["md"]

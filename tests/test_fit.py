@@ -16,7 +16,7 @@ from shards.reader import open_shards
 from train.checkpoint import load_checkpoint
 from train.fit import ResumeRefused, fit
 from train.models import WeightsUnavailable, build_model
-from train.run import read_predictions
+from eval.predictions import read_predictions
 
 from conftest import tiny_fit
 
@@ -29,12 +29,13 @@ def test_a_run_leaves_config_metrics_predictions_and_a_summary_that_matches_them
                                          "val_bacc", "val_auroc"] and len(metrics) == 1
     ss = open_shards(shards_dir)
     for view in ("val", "test", "balanced-test"):
-        keys, labels, logits = read_predictions(stage1_run / "predictions" / f"{view}.parquet")
-        assert sorted(keys) == sorted(ss.view(view)["key"]) and logits.shape == (len(keys), 20)
-        assert len(set(keys)) == len(keys)  # every image exactly once
-    _, bt_y, bt_l = read_predictions(stage1_run / "predictions" / "balanced-test.parquet")
-    _, t_y, t_l = read_predictions(stage1_run / "predictions" / "test.parquet")
-    want = paper_metrics(bt_y, bt_l, t_y, t_l, ss.groups, ss.class_names)
+        p = read_predictions(stage1_run / "predictions" / f"{view}.parquet")
+        assert sorted(p.keys) == sorted(ss.view(view)["key"]) and p.logits.shape == (len(p.keys), 20)
+        assert len(set(p.keys)) == len(p.keys)  # every image exactly once
+        assert (p.patients == ss.index.set_index("key").loc[p.keys, "patient_id"].to_numpy()).all()
+    bt = read_predictions(stage1_run / "predictions" / "balanced-test.parquet")
+    test = read_predictions(stage1_run / "predictions" / "test.parquet")
+    want = paper_metrics(bt.labels, bt.logits, test.labels, test.logits, ss.groups, ss.class_names)
     got = json.loads((stage1_run / "summary.json").read_text())
     assert got["balanced_test"]["avg"] == pytest.approx(want["balanced_test"]["avg"], nan_ok=True)
     assert got["test"]["bacc"] == pytest.approx(want["test"]["bacc"])

@@ -27,6 +27,13 @@ def parse(argv):
     s.add_argument("--methods", default="all", help="all (the paper's 15), everything, or a,b,c")
     s.add_argument("--seeds", default="0", help="comma-separated")
     add_flags(s, exclude=("out", "method", "seed", "init_from"))
+    b = sub.add_parser("bench", help="loader-only, model-only and end-to-end images/s on this machine",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("--steps", type=int, default=20)
+    b.add_argument("--warmup", type=int, default=3)
+    b.add_argument("--json", default="", help="also write the numbers to this file")
+    b.add_argument("--baseline-png", default="", help="time the paper's input path on these 1024 px PNGs")
+    add_flags(b, exclude=("out", "method", "init_from", "resume"))
     sub.add_parser("methods", help="list the methods")
     return p.parse_args(argv)
 
@@ -40,6 +47,8 @@ def main(argv=None) -> int:
             print(f"{name:<18} {m.summary}{tag}")
         return 0
     cfg = from_args(a)
+    if a.cmd == "bench":
+        return run_bench(a, cfg)
     if not cfg.shards or not (cfg.out or a.cmd == "suite"):
         print(f"error: {a.cmd} needs --shards DIR and --out DIR", file=sys.stderr)
         return 2
@@ -60,6 +69,19 @@ def main(argv=None) -> int:
         print(f"interrupted: checkpointed in {where}; rerun the same command to resume")
         return EXIT_INTERRUPTED
     print(f"{where}: finished; see {where}/{'results.md' if a.cmd == 'suite' else 'summary.json'}")
+    return 0
+
+
+def run_bench(a, cfg) -> int:
+    import json
+
+    from .bench import bench, table
+
+    result = bench(cfg, a.steps, a.warmup, a.baseline_png or None)
+    print(table(result))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
     return 0
 
 

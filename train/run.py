@@ -8,12 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from shards.atomic import commit, tmp_path, write_atomic
+from shards.atomic import write_atomic
 from shards.writer import file_sha256
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_bacc", "train_auroc", "val_loss", "val_bacc", "val_auroc",
@@ -55,21 +50,6 @@ def write_metrics(path: Path, history: list[dict]) -> None:
     for row in history:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     write_atomic(path, buf.getvalue().encode())
-
-
-def write_predictions(path: Path, keys, labels, logits: np.ndarray) -> None:
-    table = pa.table({"key": pa.array(list(keys), pa.string()), "label": pa.array(np.asarray(labels), pa.int16()),
-                      "logits": pa.FixedSizeListArray.from_arrays(
-                          pa.array(np.asarray(logits, dtype=np.float32).reshape(-1)), logits.shape[1])})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    pq.write_table(table, tmp)
-    commit(tmp, path)
-
-
-def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    df = pd.read_parquet(path)
-    return df["key"].to_numpy(), df["label"].to_numpy(), np.stack(df["logits"].to_numpy())
 
 
 def log_to_file(run_dir: Path) -> logging.Handler:

@@ -16,7 +16,9 @@ from shards.progress import Progress
 from .checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
 from .losses import make_loss
 from .mixing import balanced_mixup, mixup, no_mix
-from .run import write_json, write_metrics, write_predictions
+from eval.predictions import write_predictions
+
+from .run import write_json, write_metrics
 from .stages import set_train_mode
 from .weighting import DeferredReweighting, class_weights
 
@@ -49,6 +51,23 @@ class StopFlag:
     def __exit__(self, *exc):
         for s, h in self._old.items():
             signal.signal(s, h)
+
+
+def optimize(net, x, target, loss_fn, optimizer, scaler, amp, on_non_finite=None):
+    """One AMP step: forward under autocast, GradScaler (enabled for fp16 only), optimizer step.
+
+    Returns (loss, logits, 1 if the scaler skipped the step for inf/NaN gradients else 0)."""
+    with amp():
+        logits = net(x)
+        loss = loss_fn(logits, target)
+    if on_non_finite is not None and not torch.isfinite(loss):
+        on_non_finite(float(loss.detach()))
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scale = scaler.get_scale() if scaler.is_enabled() else None
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, logits, int(scale is not None and scaler.get_scale() < scale)
 
 
 class Trainer:
@@ -146,18 +165,9 @@ class Trainer:
 
     def _step(self, batch) -> None:
         x, y_a, y_b, lam = self._mix(batch)
-        with self.amp():
-            logits = self.net(x)
-            loss = self.loss_fn(logits, (y_a, y_b, lam))
-        if not torch.isfinite(loss):
-            self._non_finite(batch, float(loss.detach()))
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        scale = self.scaler.get_scale()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.scaler.is_enabled() and self.scaler.get_scale() < scale:
-            self.state["skipped"] += 1
+        loss, logits, skipped = optimize(self.net, x, (y_a, y_b, lam), self.loss_fn, self.optimizer, self.scaler,
+                                         self.amp, on_non_finite=lambda value: self._non_finite(batch, value))
+        self.state["skipped"] += skipped
         accum = self.state["accum"]
         accum["loss_sum"] += float(loss.detach()) * len(y_a)
         accum["n"] += len(y_a)
@@ -228,10 +238,11 @@ def write_results(ss, run: Path, meta: dict, preds: dict, extra: dict) -> dict:
     for view in ("val", "test"):
         rows, labels, logits = preds[view]
         view_rows = ss.view(view).iloc[rows]
-        write_predictions(run / "predictions" / f"{view}.parquet", view_rows["key"], labels, logits)
+        keys, patients = view_rows["key"].to_numpy(), view_rows["patient_id"].to_numpy()
+        write_predictions(run / "predictions" / f"{view}.parquet", keys, patients, labels, logits)
         if view == "test":
             bt = view_rows["balanced_test"].to_numpy()
-            write_predictions(run / "predictions" / "balanced-test.parquet", view_rows["key"][bt],
+            write_predictions(run / "predictions" / "balanced-test.parquet", keys[bt], patients[bt],
                               labels[bt], logits[bt])
             out["bt"] = (labels[bt], logits[bt])
         out[view] = (labels, logits)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The GPU checks, in one go: the gpu-marked tests, then the throughput benchmark of
+# ResNet-50 at 224 and 256 px (fp16, channels_last, batch 256) with DALI and with the
+# PyTorch loader, a short table last. Runs on the CPU too (tiny sizes; gpu tests skip),
+# which is how it is checked before GPU minutes are spent.
+# On the remote GPU host DALI arrives in parts first (../shared/device/README.md); then:
+#   export PYTHONPATH=/tmp/site:$PWD:$PYTHONPATH PATH=/tmp/site/bin:$PATH; bash scripts/gpu-check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python3}
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+WORK=${WORK:-/tmp/gpu-check-data}
+if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  GPU=1; MODEL=resnet50; SIZES="224 256"; BATCH=256; STEPS=60; WORKERS=${WORKERS:-8}; SCALE=0.02
+else
+  GPU=0; MODEL=tiny; SIZES="32"; BATCH=32; STEPS=5; WORKERS=2; SCALE=0.003
+fi
+echo "== gpu-marked tests"
+$PY -m pytest -q -m gpu tests 2>&1 | tee "$OUT/gpu-tests.txt" | tail -3
+echo "== data: synthetic 1024 px PNGs -> 256 px JPEG shards"
+[ -f "$WORK/raw/synth.json" ] || $PY -m ingest synth --out "$WORK/raw" --scale "$SCALE" --workers "$(nproc)" > /dev/null
+[ -f "$WORK/shards/manifest.json" ] || $PY -m ingest build-shards --images "$WORK/raw" --labels "$WORK/raw/labels" \
+  --out "$WORK/shards" --workers "$(nproc)" > /dev/null
+for size in $SIZES; do
+  for loader in dali torch; do
+    echo "== bench $MODEL $size px, $loader loader"
+    $PY -m train bench --shards "$WORK/shards" --model "$MODEL" --image-size "$size" --batch-size "$BATCH" \
+      --precision "$([ $GPU = 1 ] && echo fp16 || echo fp32)" --channels-last --loader "$loader" \
+      --workers "$WORKERS" --steps "$STEPS" --json "$OUT/bench-$MODEL-$size-$loader.json" \
+      $([ "$loader" = torch ] && echo "--baseline-png $WORK/raw") | tee "$OUT/bench-$MODEL-$size-$loader.txt"
+  done
+done
+echo "== summary"
+$PY - "$OUT" <<'PY'
+import json, pathlib, sys
+rows = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json"))]
+print("| device | model | px | loader | workers | loader img/s | model img/s | end-to-end img/s | saturation |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r['device']} | {r['model']} | {r['image_size']} | {r['loader']} | {r['workers']} | "
+          f"{r['loader_img_s']:,.0f} | {r['model_img_s']:,.0f} | {r['end_to_end_img_s']:,.0f} | {100 * r['saturation']:.0f}% |")
+PY
