@@ -29,8 +29,11 @@ PAD_ROW = -1  # padding samples that fill the last batch of an epoch; dropped be
 class ShardSource:
     """SampleInfo -> (jpeg bytes, label, row, crop window start, end[, flip, angle]) of the stream's sample."""
 
-    def __init__(self, root: Path, rows, batch_size: int, pixels: int, spec: AugmentSpec | None, orders=None):
+    def __init__(self, root: Path, rows, batch_size: int, pixels: int, spec: AugmentSpec | None, orders=None,
+                 positions=None):
         self.root, self.spec, self.batch_size, self.pixels = Path(root), spec, batch_size, pixels
+        # eval: the positions (in ``rows``) this rank reads, in order
+        self.positions = np.arange(len(rows)) if positions is None else np.asarray(positions)
         self.shards = rows["shard"].to_numpy().astype(str)
         self.offsets = rows["offset"].to_numpy()
         self.sizes = rows["size"].to_numpy()
@@ -42,15 +45,15 @@ class ShardSource:
         return {**self.__dict__, "_maps": {}, "_cached": (None, None)}
 
     def _epoch_len(self) -> int:
-        n = len(self.labels) if self.orders is None else math.ceil(len(self.orders[1]) / self.orders[6])
+        n = len(self.positions) if self.orders is None else math.ceil(len(self.orders[1]) / self.orders[6])
         return math.ceil(n / self.batch_size) * self.batch_size, n
 
     def _locate(self, i: int):
         """Stream index -> (epoch, position in the epoch or None for padding, row)."""
         padded, n = self._epoch_len()
-        if self.orders is None:  # eval: the view in index order, again and again
+        if self.orders is None:  # eval: this rank's positions in index order, again and again
             pos = i % padded
-            return 0, (pos if pos < n else None), (pos if pos < n else PAD_ROW)
+            return 0, (pos if pos < n else None), (int(self.positions[pos]) if pos < n else PAD_ROW)
         sampler, labels, seed, first, start, rank, world, stream = self.orders
         first_len = padded - start
         epoch, pos = (first, start + i) if i < first_len else (first + 1 + (i - first_len) // padded,
@@ -150,9 +153,11 @@ class DaliLoader(ShardLoader):
         self._train = (pipe, epoch + 1, 0, second)
 
     def evaluate(self, view: str):
-        rows = self.ss.view(view)
+        """This rank's share of the split, each image once, no augmentation; ``rows`` index the split."""
+        mine = self.eval_positions(view)
         if view not in self._eval:
-            source = ShardSource(self.ss.root, rows, self.batch_size, self.pixels, None)
+            source = ShardSource(self.ss.root, self.ss.view(view), self.batch_size, self.pixels, None,
+                                 positions=mine)
             self._eval[view] = self._pipeline(source, False)
-        for _ in range(math.ceil(len(rows) / self.batch_size)):
+        for _ in range(math.ceil(len(mine) / self.batch_size)):
             yield self._batch(self._eval[view])

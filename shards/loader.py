@@ -34,6 +34,10 @@ class ShardLoader:
         return sample_order(sampler, self.labels, self.seed, epoch, rank=self.rank, world_size=self.world_size,
                             stream=stream)
 
+    def eval_positions(self, view: str):
+        """This rank's share of a split for evaluation: every world_size-th image (all of them when alone)."""
+        return range(self.rank, len(self.ss.view(view)), self.world_size)
+
     def epoch_length(self) -> int:
         return math.ceil(len(self.labels) / self.world_size)
 

@@ -70,7 +70,7 @@ class TorchLoader(ShardLoader):
             yield batch
 
     def evaluate(self, view: str):
-        rows = self.ss.view(view)
-        batches = [[(i, None) for i in range(lo, min(lo + self.batch_size, len(rows)))]
-                   for lo in range(0, len(rows), self.batch_size)]
-        yield from self._loader(ShardImages(self.ss, rows, self.augment), batches)
+        """This rank's share of the split, each image once, no augmentation; ``rows`` index the split."""
+        mine = list(self.eval_positions(view))
+        batches = [[(i, None) for i in mine[lo:lo + self.batch_size]] for lo in range(0, len(mine), self.batch_size)]
+        yield from self._loader(ShardImages(self.ss, self.ss.view(view), self.augment), batches)

@@ -149,11 +149,10 @@ def test_kill_9_mid_epoch_then_rerun_equals_an_uninterrupted_run(shards_dir, tmp
     assert subprocess.run(fit_cmd(shards_dir, whole, *args), capture_output=True).returncode == 0
     proc = subprocess.Popen(fit_cmd(shards_dir, killed, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(killed / "metrics.csv", proc)  # past the first epoch; checkpoints land every step from here
-    time.sleep(0.3)
     proc.kill()
     proc.wait()
     state = load_checkpoint(killed / "last.pt")["state"]
-    assert not (killed / "summary.json").exists() and (state["epoch"], state["step"]) != (3, 0)
+    assert not (killed / "summary.json").exists() and state["epoch"] < 3
     assert subprocess.run(fit_cmd(shards_dir, killed, *args), capture_output=True).returncode == 0
     a, b = load_checkpoint(whole / "last.pt"), load_checkpoint(killed / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -2,10 +2,14 @@
 import argparse
 import logging
 import sys
+from pathlib import Path
+
+import torch
 
 from shards.reader import NotAShardsDir
 
 from .config import add_flags, from_args
+from .distributed import init
 from .fit import ResumeRefused, fit
 from .methods import METHODS, PAPER_METHODS
 from .models import WeightsUnavailable
@@ -39,12 +43,24 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     a = parse(argv)
+    world = init(getattr(a, "device", "auto"))
+    # under torchrun only rank 0 talks; the others log warnings and errors
+    logging.basicConfig(level=logging.INFO if world.main else logging.WARNING, format="%(asctime)s %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        return run(a, world)
+    finally:
+        if world.active:
+            torch.distributed.destroy_process_group()
+
+
+def run(a, world) -> int:
+    say = print if world.main else (lambda *args, **kw: None)
     if a.cmd == "methods":
         for name, m in METHODS.items():
             tag = "" if name in PAPER_METHODS else "  [beyond the paper]"
-            print(f"{name:<18} {m.summary}{tag}")
+            say(f"{name:<18} {m.summary}{tag}")
         return 0
     cfg = from_args(a)
     if a.cmd == "bench":
@@ -66,9 +82,11 @@ def main(argv=None) -> int:
         return 3
     where = a.suite_out if a.cmd == "suite" else cfg.out
     if status == "interrupted":
-        print(f"interrupted: checkpointed in {where}; rerun the same command to resume")
+        say(f"interrupted: checkpointed in {where}; rerun the same command to resume")
         return EXIT_INTERRUPTED
-    print(f"{where}: finished; see {where}/{'results.md' if a.cmd == 'suite' else 'summary.json'}")
+    if a.cmd == "suite":
+        say((Path(where) / "results.md").read_text())
+    say(f"{where}: finished; see {where}/{'results.md' if a.cmd == 'suite' else 'summary.json'}")
     return 0
 
 

@@ -47,6 +47,7 @@ class FitConfig:
     drw_epoch: int = opt(10, "DRW: weights and lr scale from this epoch (0-based)")
     drw_lr_factor: float = 0.1
     crt_features: bool = opt(False, "cRT on backbone features computed once (no augmentation): seconds, not hours")
+    sync_bn: bool = opt(False, "with torchrun: SyncBatchNorm (default: each rank's BatchNorm on its own batch)")
     paper_bn_bug: bool = opt(False, "reproduce the paper's code: BatchNorm in eval mode from epoch 2 on")
     paper_ldam: bool = opt(False, "reproduce the paper's code: LDAM on a plain linear head")
     tensorboard: bool = opt(True, "write TensorBoard events when tensorboard is installed")

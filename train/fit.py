@@ -20,6 +20,7 @@ from shards.reader import open_shards
 from .checkpoint import load_checkpoint
 from .config import FitConfig, config_changes
 from .decoupling import sweep_tau, tau_logits
+from .distributed import World, barrier, init
 from .loaders import make_loader
 from .methods import get_method
 from .run import git_commit, index_hash, log_to_file, versions, write_json
@@ -33,10 +34,11 @@ class ResumeRefused(RuntimeError):
     pass
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    return torch.device("cuda", local_rank) if device.type == "cuda" and device.index is None else device
 
 
 def amp_context(cfg: FitConfig, device: torch.device):
@@ -51,13 +53,17 @@ def fit(cfg: FitConfig, stop=None) -> str:
     ``stop(epoch, step)``, when given, is asked after every step like a signal would be.
     """
     run = Path(cfg.out)
-    run.mkdir(parents=True, exist_ok=True)
-    handler = log_to_file(run)
+    world = init(cfg.device)
+    if world.main:
+        run.mkdir(parents=True, exist_ok=True)
+    barrier()
+    handler = log_to_file(run) if world.main else None
     try:
-        return _fit(cfg, run, stop)
+        return _fit(cfg, run, stop, world)
     finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 def _check_resume(cfg: FitConfig, run: Path, index_sha: str) -> dict | None:
@@ -75,7 +81,7 @@ def _check_resume(cfg: FitConfig, run: Path, index_sha: str) -> dict | None:
     return saved
 
 
-def _fit(cfg: FitConfig, run: Path, stop) -> str:
+def _fit(cfg: FitConfig, run: Path, stop, world: World) -> str:
     ss = open_shards(cfg.shards)
     method = get_method(cfg.method)
     index_sha = index_hash(cfg.shards)
@@ -83,7 +89,7 @@ def _fit(cfg: FitConfig, run: Path, stop) -> str:
     if saved is not None and "model" not in saved:
         log.info("%s: finished already (summary.json); nothing to do", run)
         return "finished"
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, world.local_rank)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -92,26 +98,39 @@ def _fit(cfg: FitConfig, run: Path, stop) -> str:
     meta = {"config": cfg.to_dict(), "method": vars(method), "precision": precision, "versions": versions(),
             "git_commit": git_commit(), "index_sha256": index_sha, "dataset": ss.manifest["dataset"],
             "class_names": ss.class_names,
-            "groups": ss.groups, "train_counts": ss.train_counts().tolist()}
-    write_json(run / "config.json", meta)
+            "groups": ss.groups, "train_counts": ss.train_counts().tolist(), "world_size": world.size}
+    if world.main:
+        write_json(run / "config.json", meta)
     if method.stage == "tau-norm":
-        _tau_norm(cfg, method, ss, run, device, amp, meta)
+        if world.main:
+            _tau_norm(cfg, method, ss, run, device, amp, meta)
+        barrier()
         return "finished"
     torch.manual_seed(cfg.seed)
     model = build_stage_model(cfg, method, ss).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loader = make_loader(cfg, method, ss, device)
+    loader = make_loader(cfg, method, ss, device, world.rank, world.size)
     net = model
     if method.stage == "crt" and cfg.crt_features:
         loader, net = FeatureLoader(loader, model.backbone, amp), model.head
-    trainer = Trainer(cfg, method, ss, model, net, loader, device, precision, amp, run, meta)
+    trainer = Trainer(cfg, method, ss, model, net, distribute(net, cfg, device, world), loader, device, precision,
+                      amp, run, meta, world)
     if saved is not None:
         trainer.restore(saved)
     status = trainer.train(stop)
     if status == "finished":
         trainer.finish()
     return status
+
+
+def distribute(net: nn.Module, cfg: FitConfig, device, world: World) -> nn.Module:
+    """The module the optimizer steps through: DDP under torchrun (gradients averaged), else ``net``."""
+    if not world.active:
+        return net
+    if cfg.sync_bn:
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _tau_norm(cfg, method, ss, run: Path, device, amp, meta) -> dict:

@@ -16,6 +16,7 @@ from shards.reader import ShardSet
 
 from .checkpoint import load_checkpoint
 from .config import FitConfig
+from .distributed import gather
 from .methods import Method, get_method
 from .models import Classifier, build_model, make_head
 
@@ -58,14 +59,18 @@ def set_train_mode(model: Classifier, method: Method, cfg: FitConfig, epoch: int
 
 @torch.no_grad()
 def extract_features(backbone: nn.Module, loader, view: str, amp) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Features of every image of a split, in index order (each rank computes its share, then all gather)."""
     backbone.eval()
     feats, labels, rows = [], [], []
     for batch in loader.evaluate(view):
         with amp():
-            feats.append(backbone(loader.to_input(batch["x"])).float())
+            feats.append(backbone(loader.to_input(batch["x"])).float().cpu())
         labels.append(batch["y"].numpy())
         rows.append(batch["rows"].numpy())
-    return torch.cat(feats), np.concatenate(labels), np.concatenate(rows)
+    parts = gather((torch.cat(feats), np.concatenate(labels), np.concatenate(rows)))
+    f, y, r = torch.cat([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+    order = np.argsort(r, kind="stable")
+    return f[torch.as_tensor(order)].to(loader.device), y[order], r[order]
 
 
 class FeatureLoader:
@@ -89,13 +94,16 @@ class FeatureLoader:
                    "y": torch.as_tensor(self.base.labels[idx.numpy()]), "rows": idx}
 
     def evaluate(self, view: str):
+        """This rank's share of the split's features (see ``ShardLoader.eval_positions``)."""
         if view not in self._views:
             self._views[view] = extract_features(self._backbone, self.base, view, self._amp)
         feats, labels, rows = self._views[view]
+        mine = np.asarray(self.base.eval_positions(view))
         bs = self.base.batch_size
-        for lo in range(0, len(labels), bs):
-            yield {"x": feats[lo:lo + bs], "y": torch.as_tensor(labels[lo:lo + bs]),
-                   "rows": torch.as_tensor(rows[lo:lo + bs])}
+        for lo in range(0, len(mine), bs):
+            idx = mine[lo:lo + bs]
+            yield {"x": feats[torch.as_tensor(idx, device=feats.device)], "y": torch.as_tensor(labels[idx]),
+                   "rows": torch.as_tensor(rows[idx])}
 
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device)

@@ -12,6 +12,7 @@ from pathlib import Path
 from eval.table import write_table
 
 from .config import FitConfig
+from .distributed import barrier, current
 from .fit import fit
 from .methods import METHODS, PAPER_METHODS, get_method
 
@@ -56,7 +57,8 @@ def suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop
             log.info("suite: %s (seed %d)", method, seed)
             if fit(cfg, stop) == "interrupted":
                 return "interrupted"
-    table = write_table([out], out / "results")
-    log.info("results table: %s", out / "results.md")
-    print(table)
+    if current().main:
+        write_table([out], out / "results")
+        log.info("results table: %s", out / "results.md")
+    barrier()
     return "finished"

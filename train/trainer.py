@@ -14,6 +14,7 @@ from eval.summary import paper_metrics, softmax
 from shards.progress import Progress
 
 from .checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
+from .distributed import any_true, barrier, gather
 from .losses import make_loss
 from .mixing import balanced_mixup, mixup, no_mix
 from eval.predictions import write_predictions
@@ -71,9 +72,13 @@ def optimize(net, x, target, loss_fn, optimizer, scaler, amp, on_non_finite=None
 
 
 class Trainer:
-    def __init__(self, cfg, method, ss, model, net, loader, device, precision, amp, run: Path, meta: dict):
-        self.cfg, self.method, self.ss, self.model, self.net = cfg, method, ss, model, net
-        self.loader, self.device, self.amp, self.run, self.meta = loader, device, amp, run, meta
+    """``net`` is what is trained and evaluated (the model, or its head for cRT on features); ``step_net``
+    the same wrapped for DistributedDataParallel under torchrun. Rank 0 alone writes files."""
+
+    def __init__(self, cfg, method, ss, model, net, step_net, loader, device, precision, amp, run: Path,
+                 meta: dict, world):
+        self.cfg, self.method, self.ss, self.model, self.net, self.step_net = cfg, method, ss, model, net, step_net
+        self.loader, self.device, self.amp, self.run, self.meta, self.world = loader, device, amp, run, meta, world
         counts = ss.train_counts()
         weights = class_weights(method.weighting, counts)
         self.drw = DeferredReweighting(weights, cfg.drw_epoch, cfg.drw_lr_factor) if method.drw else None
@@ -101,7 +106,8 @@ class Trainer:
                 "class_counts": self.meta["train_counts"], "method": self.method.name}
 
     def save_last(self) -> None:
-        save_checkpoint(self.run / "last.pt", self._checkpoint())
+        if self.world.main:
+            save_checkpoint(self.run / "last.pt", self._checkpoint())
         self._last_save = time.monotonic()
 
     def restore(self, ckpt: dict) -> None:
@@ -144,10 +150,13 @@ class Trainer:
             self._step(batch)
             self.state["step"] += 1
             progress.update()
-            if flag.signal or (stop and stop(epoch, self.state["step"])):
+            # one decision for all ranks: a signal on any rank stops all; rank 0's clock times the saves
+            halt, due = any_true(bool(flag.signal or (stop and stop(epoch, self.state["step"]))),
+                                 self.world.main and time.monotonic() - self._last_save > self.cfg.checkpoint_minutes * 60)
+            if halt:
                 self.state["accum"]["seconds"] += time.monotonic() - start
                 return False
-            if time.monotonic() - self._last_save > self.cfg.checkpoint_minutes * 60:
+            if due:
                 self.save_last()
         progress.close()
         self.state["accum"]["seconds"] += time.monotonic() - start
@@ -165,7 +174,7 @@ class Trainer:
 
     def _step(self, batch) -> None:
         x, y_a, y_b, lam = self._mix(batch)
-        loss, logits, skipped = optimize(self.net, x, (y_a, y_b, lam), self.loss_fn, self.optimizer, self.scaler,
+        loss, logits, skipped = optimize(self.step_net, x, (y_a, y_b, lam), self.loss_fn, self.optimizer, self.scaler,
                                          self.amp, on_non_finite=lambda value: self._non_finite(batch, value))
         self.state["skipped"] += skipped
         accum = self.state["accum"]
@@ -185,6 +194,7 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, view: str):
+        """(rows, labels, logits) of every image of a split in index order, gathered from all ranks."""
         self.net.eval()
         logits, labels, rows = [], [], []
         for batch in self.loader.evaluate(view):
@@ -192,11 +202,18 @@ class Trainer:
                 logits.append(self.net(self.loader.to_input(batch["x"])).float().cpu())
             labels.append(batch["y"].numpy())
             rows.append(batch["rows"].numpy())
-        return np.concatenate(rows), np.concatenate(labels), torch.cat(logits).numpy().astype(np.float64)
+        parts = gather((np.concatenate(rows), np.concatenate(labels), torch.cat(logits).numpy()))
+        rows, labels, logits = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        order = np.argsort(rows, kind="stable")
+        return rows[order], labels[order], logits[order].astype(np.float64)
 
     def _end_epoch(self, epoch: int) -> None:
-        accum = self.state["accum"]
-        t_logits, t_labels = torch.cat(accum["logits"]).numpy(), torch.cat(accum["labels"]).numpy()
+        mine = self.state["accum"]
+        parts = gather((torch.cat(mine["logits"]).numpy(), torch.cat(mine["labels"]).numpy(), mine["loss_sum"],
+                        mine["n"], mine["seconds"]))
+        t_logits, t_labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        accum = {"loss_sum": sum(p[2] for p in parts), "n": sum(p[3] for p in parts),
+                 "seconds": max(p[4] for p in parts)}
         _, v_labels, v_logits = self.predict("val")
         c = self.ss.num_classes
         row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
@@ -213,13 +230,16 @@ class Trainer:
                  row["val_auroc"], row["images_per_s"])
         if row["val_bacc"] > self.state["best"]:
             self.state.update(best=row["val_bacc"], best_epoch=epoch + 1, since_best=0)
-            save_checkpoint(self.run / "best.pt", {"model": self.model.state_dict(), "epoch": epoch + 1,
-                                                   "val_bacc": row["val_bacc"], "config": self.cfg.to_dict()})
+            if self.world.main:
+                save_checkpoint(self.run / "best.pt", {"model": self.model.state_dict(), "epoch": epoch + 1,
+                                                       "val_bacc": row["val_bacc"], "config": self.cfg.to_dict()})
         else:
             self.state["since_best"] += 1
-        write_metrics(self.run / "metrics.csv", self.state["history"])
+        if self.world.main:
+            write_metrics(self.run / "metrics.csv", self.state["history"])
         self.state.update(epoch=epoch + 1, step=0, accum=self._fresh_accum())
         self.save_last()
+        barrier()  # best.pt and last.pt are on disk before any rank reads them
 
     def finish(self) -> dict:
         """Evaluate the best checkpoint on val, balanced-test and test; write predictions and summary.json."""
@@ -227,7 +247,9 @@ class Trainer:
         extra = {"best_epoch": self.state["best_epoch"], "best_val_bacc": self.state["best"],
                  "epochs_run": self.state["epoch"], "skipped_steps": self.state["skipped"]}
         preds = {v: self.predict(v) for v in ("val", "test")}
-        return write_results(self.ss, self.run, self.meta, preds, extra)
+        summary = write_results(self.ss, self.run, self.meta, preds, extra) if self.world.main else None
+        barrier()
+        return summary
 
 
 def write_results(ss, run: Path, meta: dict, preds: dict, extra: dict) -> dict:
