@@ -1,6 +1,6 @@
 """The paper's Table 1 for any set of runs: Markdown, LaTeX and CSV.
 
-One row per method: Head, Medium, Tail and Avg accuracy on balanced-test; mF1
+One row per method, in the paper's order (others after it): Head, Medium, Tail and Avg accuracy on balanced-test; mF1
 and bAcc on test. Several seeds: mean +- standard deviation; one seed: the
 bootstrap 95% interval of each number. Per column the best is bold and the
 second best underlined (ties share the mark). The published bAcc of the method
@@ -77,6 +77,9 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame
         row["published_bacc"] = PUBLISHED_BACC.get(dataset, {}).get(method, np.nan)
         row["delta_bacc"] = row["bacc"] - row["published_bacc"]
         rows.append(row)
+    paper_order = list(PUBLISHED_BACC["nih-cxr-lt"])
+    rows.sort(key=lambda r: (paper_order.index(r["method"]) if r["method"] in paper_order else len(paper_order),
+                             r["method"]))
     return pd.DataFrame(rows)
 
 

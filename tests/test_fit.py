@@ -159,3 +159,26 @@ def test_kill_9_mid_epoch_then_rerun_equals_an_uninterrupted_run(shards_dir, tmp
     drop = ["images_per_s", "seconds"]
     pd.testing.assert_frame_equal(pd.read_csv(whole / "metrics.csv").drop(columns=drop),
                                   pd.read_csv(killed / "metrics.csv").drop(columns=drop))
+
+
+def test_tensorboard_events_are_written_when_installed(shards_dir, tmp_path):
+    pytest.importorskip("tensorboard")  # the test extra installs it; the package is optional for users
+    fit(tiny_fit(shards_dir, tmp_path / "tb", epochs=1, tensorboard=True))
+    events = list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100
+
+
+def test_fp16_steps_skipped_by_the_grad_scaler_are_counted():
+    from train.trainer import optimize
+
+    net = torch.nn.Linear(4, 3)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 127)  # the scaled gradients overflow: inf
+    opt = torch.optim.Adam(net.parameters())
+    amp = lambda: torch.autocast("cpu", dtype=torch.float16)
+    before = net.weight.detach().clone()
+    _, _, skipped = optimize(net, torch.randn(8, 4), torch.randint(0, 3, (8,)),
+                             torch.nn.CrossEntropyLoss(), opt, scaler, amp)
+    assert skipped == 1 and torch.equal(net.weight, before) and scaler.get_scale() < 2.0 ** 127
+    _, _, skipped = optimize(net, torch.randn(8, 4), torch.randint(0, 3, (8,)),
+                             torch.nn.CrossEntropyLoss(), opt, torch.amp.GradScaler("cpu"), amp)
+    assert skipped == 0 and not torch.equal(net.weight, before)

@@ -85,6 +85,9 @@ class FeatureLoader:
     def steps_per_epoch(self) -> int:
         return self.base.steps_per_epoch()
 
+    def epoch_length(self) -> int:
+        return self.base.epoch_length()
+
     def train(self, epoch: int, start_step: int = 0):
         order = self.base.order(self.base.sampler, epoch, 0)
         bs = self.base.batch_size

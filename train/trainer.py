@@ -143,13 +143,13 @@ class Trainer:
         if self.drw:
             self.loss_fn.set_weights(self.drw.weights_at(epoch))
         set_train_mode(self.model, self.method, self.cfg, epoch)
-        steps = self.loader.steps_per_epoch()
-        progress = Progress(steps - self.state["step"], f"epoch {epoch + 1}/{self.cfg.epochs}", unit="step")
+        todo = self.loader.epoch_length() - self.state["step"] * self.cfg.batch_size
+        progress = Progress(todo, f"epoch {epoch + 1}/{self.cfg.epochs}", every_s=30)
         start = time.monotonic()
         for batch in self.loader.train(epoch, self.state["step"]):
             self._step(batch)
             self.state["step"] += 1
-            progress.update()
+            progress.update(len(batch["y"]))
             # one decision for all ranks: a signal on any rank stops all; rank 0's clock times the saves
             halt, due = any_true(bool(flag.signal or (stop and stop(epoch, self.state["step"]))),
                                  self.world.main and time.monotonic() - self._last_save > self.cfg.checkpoint_minutes * 60)
@@ -237,9 +237,28 @@ class Trainer:
             self.state["since_best"] += 1
         if self.world.main:
             write_metrics(self.run / "metrics.csv", self.state["history"])
+            self._tensorboard(row)
         self.state.update(epoch=epoch + 1, step=0, accum=self._fresh_accum())
         self.save_last()
         barrier()  # best.pt and last.pt are on disk before any rank reads them
+
+    def _tensorboard(self, row: dict) -> None:
+        """TensorBoard events in RUN/tensorboard when the package is installed and --tensorboard is on."""
+        if not self.cfg.tensorboard:
+            return
+        if not hasattr(self, "_tb"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                log.info("tensorboard is not installed: no events written (pip install tensorboard)")
+                self._tb = None
+            else:
+                self._tb = SummaryWriter(str(self.run / "tensorboard"))
+        if self._tb is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    self._tb.add_scalar(key, value, row["epoch"])
+            self._tb.flush()
 
     def finish(self) -> dict:
         """Evaluate the best checkpoint on val, balanced-test and test; write predictions and summary.json."""
