@@ -37,7 +37,8 @@ def parse(argv):
     b.add_argument("--shard-size", type=int, default=1000)
     b.add_argument("--seed", type=int, default=0, help="pack-time shuffle")
     b.add_argument("--workers", type=int, default=os.cpu_count())
-    b.add_argument("--skip-bad", action="store_true", help="leave undecodable images out (listed in ingest_report.json)")
+    b.add_argument("--skip-bad", action="store_true",
+                   help="leave undecodable images out (listed in ingest_report.json)")
     v = sub.add_parser("verify", help="re-hash a shards dir against its manifest and index")
     v.add_argument("dir", type=Path)
     st = sub.add_parser("stats", help="per-split, per-class counts and groups")

@@ -21,7 +21,7 @@ def to_gray8(img: Image.Image) -> Image.Image:
         a = np.asarray(img).astype(np.float64)
         return Image.fromarray(np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8), mode="L")
     if img.mode == "F":
-        raise BadImage(f"floating-point image (mode F) has no defined 8-bit range")
+        raise BadImage("floating-point image (mode F) has no defined 8-bit range")
     return img.convert("L")
 
 

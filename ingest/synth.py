@@ -100,7 +100,8 @@ def multi_label_splits(single: dict[str, pd.DataFrame], scale: float, seed: int)
     real_labels = dict(zip(real["id"], _onehot(real, ML_CLASSES)))
     pool = np.stack([v for v in real_labels.values() if v.sum() > 1])
     out = {}
-    for split, ids in (("train", ml_train_ids), ("val", ml["val"]["id"].to_numpy()), ("test", ml["test"]["id"].to_numpy())):
+    splits = {"train": ml_train_ids, "val": ml["val"]["id"].to_numpy(), "test": ml["test"]["id"].to_numpy()}
+    for split, ids in splits.items():
         ours = [i for i in ids if i in kept_labels]
         others = np.array([i for i in ids if i not in all_single])
         n_extra = len(others) if scale >= 1 else int(round(scale * len(others)))
@@ -163,6 +164,7 @@ def synth(out: Path, scale: float = 1.0, image_size: int = 1024, seed: int = 0, 
             progress.update()
     progress.close()
     info = {"scale": scale, "image_size": image_size, "seed": seed, "images": len(jobs),
-            "single_label": {k: len(v) for k, v in single.items()}, "multi_label": {k: len(v) for k, v in multi.items()}}
+            "single_label": {k: len(v) for k, v in single.items()},
+            "multi_label": {k: len(v) for k, v in multi.items()}}
     (out / "synth.json").write_text(json.dumps(info, indent=1))
     return info

@@ -127,11 +127,11 @@ class DaliLoader(ShardLoader):
 
     def _batch(self, pipe) -> dict:
         img, label, row = pipe.run()
-        keep = np.asarray(row.as_tensor() if not self.on_gpu else row.as_cpu().as_tensor()) != PAD_ROW
+        rows = np.asarray(row.as_cpu().as_tensor())  # labels and rows never leave the host
+        keep = rows != PAD_ROW
         x = self._to_torch(img)[torch.as_tensor(keep, device=self.device if self.on_gpu else "cpu")]
-        y = torch.as_tensor(np.asarray(label.as_tensor() if not self.on_gpu else label.as_cpu().as_tensor()))[keep]
-        rows = torch.as_tensor(np.asarray(row.as_tensor() if not self.on_gpu else row.as_cpu().as_tensor()))[keep]
-        return {"x": x.permute(0, 3, 1, 2), "y": y.long(), "rows": rows.long()}
+        y = torch.as_tensor(np.asarray(label.as_cpu().as_tensor())[keep])
+        return {"x": x.permute(0, 3, 1, 2), "y": y.long(), "rows": torch.as_tensor(rows[keep]).long()}
 
     def _to_torch(self, tl) -> torch.Tensor:
         dense = tl.as_tensor()

@@ -1,6 +1,5 @@
 """The plain-PyTorch input path over the shards: the fallback where DALI is missing, and the oracle
 the DALI path is tested against. Same samplers, augmentation parameters and order as DALI."""
-import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset

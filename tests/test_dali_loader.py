@@ -1,6 +1,5 @@
 """DALI (CPU-only mode here) against the plain-PyTorch reader: same keys, labels and order; pixels within a
 stated tolerance. On a GPU the same checks run with GPU decoding (marked gpu)."""
-import numpy as np
 import pytest
 import torch
 

@@ -1,12 +1,10 @@
 """One run as a user meets it: what it leaves, resume rules, signals, kill -9, bad states."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch

@@ -1,4 +1,3 @@
-import io
 import gzip
 from importlib import resources
 

@@ -1,8 +1,6 @@
-import io
 import json
 import tarfile
 
-import pytest
 import webdataset as wds
 from wds2idx import IndexCreator  # shipped with DALI
 

@@ -6,7 +6,6 @@
 - optionally the paper's own input path as a baseline: decode each 1024 px PNG,
   resize and augment, every epoch, with the same number of workers.
 """
-import io
 import math
 import time
 from pathlib import Path

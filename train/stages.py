@@ -68,7 +68,8 @@ def extract_features(backbone: nn.Module, loader, view: str, amp) -> tuple[torch
         labels.append(batch["y"].numpy())
         rows.append(batch["rows"].numpy())
     parts = gather((torch.cat(feats), np.concatenate(labels), np.concatenate(rows)))
-    f, y, r = torch.cat([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+    f = torch.cat([p[0] for p in parts])
+    y, r = (np.concatenate([p[i] for p in parts]) for i in (1, 2))
     order = np.argsort(r, kind="stable")
     return f[torch.as_tensor(order)].to(loader.device), y[order], r[order]
 

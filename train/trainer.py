@@ -151,8 +151,9 @@ class Trainer:
             self.state["step"] += 1
             progress.update(len(batch["y"]))
             # one decision for all ranks: a signal on any rank stops all; rank 0's clock times the saves
-            halt, due = any_true(bool(flag.signal or (stop and stop(epoch, self.state["step"]))),
-                                 self.world.main and time.monotonic() - self._last_save > self.cfg.checkpoint_minutes * 60)
+            asked = bool(flag.signal or (stop and stop(epoch, self.state["step"])))
+            due = self.world.main and time.monotonic() - self._last_save > self.cfg.checkpoint_minutes * 60
+            halt, due = any_true(asked, due)
             if halt:
                 self.state["accum"]["seconds"] += time.monotonic() - start
                 return False
