@@ -13,7 +13,8 @@ import numpy as np
 @dataclass(frozen=True)
 class AugmentParams:
     flip: bool
-    angle: float                       # degrees, counter-clockwise
+    angle: float                       # degrees, counter-clockwise; nearest-neighbour, as torchvision's
+                                       # RandomRotation (the paper's transform) does by default
     crop: tuple[float, float, float, float] | None  # (top, left, height, width) as fractions of the image
 
     def crop_pixels(self, h: int, w: int) -> tuple[int, int, int, int]:

@@ -27,11 +27,12 @@ PAD_ROW = -1  # padding samples that fill the last batch of an epoch; dropped be
 
 
 class ShardSource:
-    """SampleInfo -> (jpeg bytes, label, row, crop window start, end[, flip, angle]) of the stream's sample."""
+    """SampleInfo -> (jpeg bytes, label, row[, crop window start, end][, flip, angle]) of the stream's sample."""
 
     def __init__(self, root: Path, rows, batch_size: int, pixels: int, spec: AugmentSpec | None, orders=None,
-                 positions=None):
+                 positions=None, crop_window: bool = True):
         self.root, self.spec, self.batch_size, self.pixels = Path(root), spec, batch_size, pixels
+        self.crop_window = crop_window  # emit the crop window (only when the graph resizes)
         # eval: the positions (in ``rows``) this rank reads, in order
         self.positions = np.arange(len(rows)) if positions is None else np.asarray(positions)
         self.shards = rows["shard"].to_numpy().astype(str)
@@ -81,23 +82,27 @@ class ShardSource:
             p = self.spec.draw(self.orders[2], epoch, self.orders[7], pos)
             flip, angle, crop = p.flip, p.angle, p.crop_pixels(self.pixels, self.pixels)
         top, left, h, w = crop  # on the pixel grid, as the PyTorch path crops
-        out = (self._bytes(data_row), np.array(self.labels[data_row], np.int64), np.array(row, np.int64),
-               np.array([top, left], np.float32), np.array([top + h, left + w], np.float32))
+        out = (self._bytes(data_row), np.array(self.labels[data_row], np.int64), np.array(row, np.int64))
+        if self.crop_window:
+            out += (np.array([top, left], np.float32), np.array([top + h, left + w], np.float32))
         return out if self.spec is None else out + (np.array(flip, np.int32), np.array(angle, np.float32))
 
 
 @pipeline_def(enable_conditionals=False)
-def _graph(source, image_size: int, on_gpu: bool, parallel: bool, augment: bool):
-    dtypes = [types.UINT8, types.INT64, types.INT64, types.FLOAT, types.FLOAT] + [types.INT32, types.FLOAT] * augment
-    jpg, label, row, roi_start, roi_end, *aug = fn.external_source(
-        source, num_outputs=len(dtypes), batch=False, parallel=parallel, dtype=dtypes)
+def _graph(source, image_size: int, on_gpu: bool, parallel: bool, augment: bool, resize: bool):
+    dtypes = [types.UINT8, types.INT64, types.INT64] + [types.FLOAT, types.FLOAT] * resize \
+        + [types.INT32, types.FLOAT] * augment
+    jpg, label, row, *rest = fn.external_source(source, num_outputs=len(dtypes), batch=False, parallel=parallel,
+                                                dtype=dtypes)
     img = fn.decoders.image(jpg, device="mixed" if on_gpu else "cpu", output_type=types.GRAY)
-    img = fn.resize(img, resize_x=image_size, resize_y=image_size, roi_start=roi_start, roi_end=roi_end,
-                    antialias=True, interp_type=types.INTERP_LINEAR)
+    if resize:  # a crop, or a size other than the shards': otherwise the decoded image is already right
+        roi_start, roi_end, *rest = rest
+        img = fn.resize(img, resize_x=image_size, resize_y=image_size, roi_start=roi_start, roi_end=roi_end,
+                        antialias=True, interp_type=types.INTERP_LINEAR)
     if augment:
-        flip, angle = aug
+        flip, angle = rest
         img = fn.flip(img, horizontal=flip)
-        img = fn.rotate(img, angle=angle, keep_size=True, fill_value=0, interp_type=types.INTERP_LINEAR)
+        img = fn.rotate(img, angle=angle, keep_size=True, fill_value=0, interp_type=types.INTERP_NN)
     return img, label, row
 
 
@@ -109,9 +114,13 @@ class DaliLoader(ShardLoader):
         self._train = None  # (pipeline, next epoch, its start step, second stream pipeline)
         self._eval = {}
 
+    def _resizes(self, augment: bool) -> bool:
+        return self.augment.image_size != self.pixels or (augment and self.augment.rrc_scale < 1.0)
+
     def _pipeline(self, source, augment: bool):
         parallel = self.workers > 0
-        pipe = _graph(source, self.augment.image_size, self.on_gpu, parallel, augment,
+        resize = self._resizes(augment)
+        pipe = _graph(source, self.augment.image_size, self.on_gpu, parallel, augment, resize,
                       batch_size=self.batch_size, num_threads=max(1, min(self.workers, 4)),
                       device_id=(self.device.index or 0) if self.on_gpu else None, seed=self.seed,
                       py_num_workers=max(1, self.workers), py_start_method="spawn",
@@ -122,7 +131,8 @@ class DaliLoader(ShardLoader):
     def _stream(self, sampler: str, epoch: int, start_step: int, stream: int):
         orders = (sampler, self.labels, self.seed, epoch, start_step * self.batch_size, self.rank,
                   self.world_size, stream)
-        source = ShardSource(self.ss.root, self.train_rows, self.batch_size, self.pixels, self.augment, orders)
+        source = ShardSource(self.ss.root, self.train_rows, self.batch_size, self.pixels, self.augment, orders,
+                             crop_window=self._resizes(True))
         return self._pipeline(source, True)
 
     def _batch(self, pipe) -> dict:
@@ -157,7 +167,7 @@ class DaliLoader(ShardLoader):
         mine = self.eval_positions(view)
         if view not in self._eval:
             source = ShardSource(self.ss.root, self.ss.view(view), self.batch_size, self.pixels, None,
-                                 positions=mine)
+                                 positions=mine, crop_window=self._resizes(False))
             self._eval[view] = self._pipeline(source, False)
         for _ in range(math.ceil(len(mine) / self.batch_size)):
             yield self._batch(self._eval[view])

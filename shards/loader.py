@@ -27,8 +27,8 @@ class ShardLoader:
         self.rank, self.world_size = rank, world_size
         self.train_rows = ss.view("train")
         self.labels = self.train_rows["label"].to_numpy()
-        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+        std = torch.tensor(IMAGENET_STD, device=device) * 255
+        self.scale, self.shift = 1 / std, -torch.tensor(IMAGENET_MEAN, device=device) * 255 / std
 
     def order(self, sampler: str, epoch: int, stream: int):
         return sample_order(sampler, self.labels, self.seed, epoch, rank=self.rank, world_size=self.world_size,
@@ -46,6 +46,7 @@ class ShardLoader:
 
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 1, H, W) -> normalised float (N, 3, H, W) on the device, channels_last if asked."""
-        x = x.to(self.device, non_blocking=True).expand(-1, 3, -1, -1).float()
-        x = (x - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
+        gray = x.to(self.device, non_blocking=True).permute(0, 2, 3, 1).float()  # (N, H, W, 1)
+        # one fused pass that broadcasts the grey value into the 3 normalised channels, channels_last in memory
+        x = torch.addcmul(self.shift, gray, self.scale).permute(0, 3, 1, 2)
+        return x if self.channels_last else x.contiguous()

@@ -22,7 +22,7 @@ def apply_augment(img: torch.Tensor, spec: AugmentSpec, p: AugmentParams | None)
     if p.flip:
         img = TF.horizontal_flip(img)
     if p.angle:
-        img = TF.rotate(img, p.angle, interpolation=TF.InterpolationMode.BILINEAR)
+        img = TF.rotate(img, p.angle, interpolation=TF.InterpolationMode.NEAREST)
     return img
 
 
