@@ -180,3 +180,15 @@ def test_fp16_steps_skipped_by_the_grad_scaler_are_counted():
     _, _, skipped = optimize(net, torch.randn(8, 4), torch.randint(0, 3, (8,)),
                              torch.nn.CrossEntropyLoss(), opt, torch.amp.GradScaler("cpu"), amp)
     assert skipped == 0 and not torch.equal(net.weight, before)
+
+
+def test_compile_trains_the_same_parameters(shards_dir, tmp_path):
+    """--compile wraps the train step only; the weights it trains are the model's (checkpointed as usual)."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    cfg = tiny_fit(shards_dir, tmp_path / "c", epochs=1, compile=True, deterministic=False)
+    assert fit(cfg, stop=lambda e, s: s >= 1) == "interrupted"
+    assert counters["stats"]["unique_graphs"] > 0  # the step did run through torch.compile
+    state = load_checkpoint(tmp_path / "c" / "last.pt")["model"]
+    assert not any(k.startswith("_orig_mod") for k in state) and "head.weight" in state

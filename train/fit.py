@@ -125,12 +125,13 @@ def _fit(cfg: FitConfig, run: Path, stop, world: World) -> str:
 
 
 def distribute(net: nn.Module, cfg: FitConfig, device, world: World) -> nn.Module:
-    """The module the optimizer steps through: DDP under torchrun (gradients averaged), else ``net``."""
-    if not world.active:
-        return net
-    if cfg.sync_bn:
-        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-    return nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    """The module the train step runs: ``net``, wrapped in DDP under torchrun (gradients averaged) and
+    compiled with --compile. Evaluation runs ``net`` itself: it shares the same parameters."""
+    if world.active:
+        if cfg.sync_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if cfg.compile else net
 
 
 def _tau_norm(cfg, method, ss, run: Path, device, amp, meta) -> dict:
