@@ -78,7 +78,7 @@ class FeatureLoader:
     """cRT on features computed once (no augmentation): same sampler order, batches of feature vectors."""
 
     def __init__(self, base, backbone: nn.Module, amp):
-        self.base, self.device = base, base.device
+        self.base, self.device, self.train_rows = base, base.device, base.train_rows
         self.train_feats, _, _ = extract_features(backbone, base, "train", amp)
         self._views = {}
         self._backbone, self._amp = backbone, amp

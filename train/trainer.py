@@ -185,8 +185,7 @@ class Trainer:
         accum["labels"].append(y_a.cpu())
 
     def _non_finite(self, batch, value: float):
-        rows = self.loader.train_rows.iloc[batch["rows"].numpy()] if hasattr(self.loader, "train_rows") else None
-        keys = rows["key"].tolist() if rows is not None else batch["rows"].tolist()
+        keys = self.loader.train_rows["key"].iloc[batch["rows"].numpy()].tolist()
         write_json(self.run / "nonfinite_batch.json", {"epoch": self.state["epoch"], "step": self.state["step"],
                                                         "loss": str(value), "keys": keys})
         raise NonFiniteLoss(f"loss became {value} at epoch {self.state['epoch']} step {self.state['step']}; "
