@@ -31,10 +31,13 @@ def init(device_kind: str = "auto") -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         cuda = torch.cuda.is_available() and device_kind != "cpu"
+        if cuda:  # NCCL collectives (all_gather_object included) run on the current device: this rank's GPU
+            torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if cuda else "gloo")
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return World(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def current() -> World:
