@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import balanced_accuracy, bootstrap_ci, group_accuracy, macro_f1
-from .predictions import read_predictions
 from .published import PUBLISHED_BACC
 
 COLUMNS = [("head", "Head"), ("medium", "Medium"), ("tail", "Tail"), ("avg", "Avg"), ("mf1", "mF1"),
@@ -37,20 +35,13 @@ def _numbers(summary: dict) -> dict:
             "mf1": test["mf1"], "bacc": test["bacc"]}
 
 
-def _intervals(run: Path, groups: list[str], n_boot: int, seed: int) -> dict:
-    """Bootstrap intervals of one run's numbers from its saved predictions."""
-    bt = read_predictions(run / "predictions" / "balanced-test.parquet")
-    test = read_predictions(run / "predictions" / "test.parquet")
-    c = len(groups)
-    out = {}
-    for key in ("head", "medium", "tail", "avg"):
-        out[key] = bootstrap_ci(lambda y, p: group_accuracy(y, p, groups)[key], bt.labels, bt.predicted,
-                                n_boot=n_boot, seed=seed)[1:]
-    out["mf1"] = bootstrap_ci(lambda y, p: macro_f1(y, p, c), test.labels, test.predicted, n_boot=n_boot,
-                              seed=seed)[1:]
-    out["bacc"] = bootstrap_ci(lambda y, p: balanced_accuracy(y, p, c), test.labels, test.predicted,
-                               n_boot=n_boot, seed=seed)[1:]
-    return out
+def _intervals(run: Path, n_boot: int, seed: int) -> dict:
+    """(low, high) of each column, from the run's report numbers."""
+    from .report import numbers
+
+    n = numbers(run, n_boot, seed, ranking=False)
+    merged = {**n["balanced_test"], **n["test"]}
+    return {key: tuple(merged[key]["ci95"]) for key, _ in COLUMNS}
 
 
 def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -68,8 +59,7 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame
                 row[key], row[f"{key}_sd"] = values[key].mean(), values[key].std(ddof=1)
         else:
             run, summary = items[0]
-            groups = list(summary["groups"].values())
-            ci = _intervals(run, groups, n_boot, seed) if (run / "predictions").exists() else {}
+            ci = _intervals(run, n_boot, seed) if (run / "predictions").exists() else {}
             for key, _ in COLUMNS:
                 row[key] = values[key].iloc[0]
                 row[f"{key}_lo"], row[f"{key}_hi"] = ci.get(key, (np.nan, np.nan))
