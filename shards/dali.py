@@ -11,8 +11,6 @@ the same graph runs on the CPU (``device_id=None``). Images leave DALI as uint8
 and are normalised on the device (``ShardLoader.to_input``).
 """
 import math
-import mmap
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +19,7 @@ from nvidia.dali.plugin.pytorch import feed_ndarray
 
 from .augment import AugmentSpec
 from .loader import ShardLoader
+from .reader import ShardSet
 from .samplers import sample_order
 
 PAD_ROW = -1  # padding samples that fill the last batch of an epoch; dropped before the trainer sees them
@@ -29,23 +28,22 @@ PAD_ROW = -1  # padding samples that fill the last batch of an epoch; dropped be
 class ShardSource:
     """SampleInfo -> (jpeg bytes, label, row[, crop window start, end][, flip, angle]) of the stream's sample."""
 
-    def __init__(self, root: Path, rows, batch_size: int, pixels: int, spec: AugmentSpec | None, orders=None,
+    def __init__(self, ss: ShardSet, rows, batch_size: int, pixels: int, spec: AugmentSpec | None, orders=None,
                  positions=None, crop_window: bool = True):
-        self.root, self.spec, self.batch_size, self.pixels = Path(root), spec, batch_size, pixels
+        self.ss, self.spec, self.batch_size, self.pixels = ss, spec, batch_size, pixels
         self.crop_window = crop_window  # emit the crop window (only when the graph resizes)
         # eval: the positions (in ``rows``) this rank reads, in order
         self.positions = np.arange(len(rows)) if positions is None else np.asarray(positions)
-        self.shards = rows["shard"].to_numpy().astype(str)
-        self.offsets = rows["offset"].to_numpy()
-        self.sizes = rows["size"].to_numpy()
+        self.where = rows[["shard", "offset", "size"]].to_numpy()
         self.labels = rows["label"].to_numpy().astype(np.int64)
         self.orders = orders  # (sampler, labels, seed, first_epoch, start_position, rank, world, stream) or None
-        self._maps, self._cached = {}, (None, None)
+        self._cached = (None, None)
 
     def __getstate__(self):
-        return {**self.__dict__, "_maps": {}, "_cached": (None, None)}
+        return {**self.__dict__, "_cached": (None, None)}
 
-    def _epoch_len(self) -> int:
+    def _epoch_len(self) -> tuple[int, int]:
+        """(length padded to whole batches, real length) of one epoch of the stream."""
         n = len(self.positions) if self.orders is None else math.ceil(len(self.orders[1]) / self.orders[6])
         return math.ceil(n / self.batch_size) * self.batch_size, n
 
@@ -67,12 +65,8 @@ class ShardSource:
         return epoch, pos, int(self._cached[1][pos])
 
     def _bytes(self, row: int) -> np.ndarray:
-        shard = self.shards[row]
-        if shard not in self._maps:
-            with open(self.root / shard, "rb") as f:
-                self._maps[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        off = int(self.offsets[row])
-        return np.frombuffer(self._maps[shard][off:off + int(self.sizes[row])], dtype=np.uint8)
+        shard, offset, size = self.where[row]
+        return np.frombuffer(self.ss.read_bytes(shard, int(offset), int(size)), dtype=np.uint8)
 
     def __call__(self, info):
         epoch, pos, row = self._locate(info.idx_in_epoch)
@@ -131,7 +125,7 @@ class DaliLoader(ShardLoader):
     def _stream(self, sampler: str, epoch: int, start_step: int, stream: int):
         orders = (sampler, self.labels, self.seed, epoch, start_step * self.batch_size, self.rank,
                   self.world_size, stream)
-        source = ShardSource(self.ss.root, self.train_rows, self.batch_size, self.pixels, self.augment, orders,
+        source = ShardSource(self.ss, self.train_rows, self.batch_size, self.pixels, self.augment, orders,
                              crop_window=self._resizes(True))
         return self._pipeline(source, True)
 
@@ -166,7 +160,7 @@ class DaliLoader(ShardLoader):
         """This rank's share of the split, each image once, no augmentation; ``rows`` index the split."""
         mine = self.eval_positions(view)
         if view not in self._eval:
-            source = ShardSource(self.ss.root, self.ss.view(view), self.batch_size, self.pixels, None,
+            source = ShardSource(self.ss, self.ss.view(view), self.batch_size, self.pixels, None,
                                  positions=mine, crop_window=self._resizes(False))
             self._eval[view] = self._pipeline(source, False)
         for _ in range(math.ceil(len(mine) / self.batch_size)):
