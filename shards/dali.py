@@ -1,14 +1,15 @@
-"""The DALI input path: JPEG bytes read at the index's offsets, decoded and augmented by DALI.
+"""The DALI input path: JPEG bytes read at the index's offsets, decoded, augmented and normalised by DALI.
 
-The only module that imports ``nvidia.dali``. A picklable source maps each
-sample of a virtual stream (the epochs one after another, each padded to whole
-batches) to its JPEG bytes (read via mmap at the offset the index records),
-label, row and augmentation parameters (``shards.augment``: the same as the
-PyTorch path draws). So every sampler is exact, a run resumes at any step, and
-``fn.external_source`` can run in parallel worker processes. On a GPU the
-decode is ``mixed`` (nvJPEG) and the augmentation runs on the GPU; without one
-the same graph runs on the CPU (``device_id=None``). Images leave DALI as uint8
-and are normalised on the device (``ShardLoader.to_input``).
+The only module that imports ``nvidia.dali``. A picklable batch source maps
+each batch of a virtual stream (the epochs one after another, each padded to
+whole batches) to the JPEG bytes of its samples (read via mmap at the offsets
+the index records), their labels, rows and augmentation parameters
+(``shards.augment``: the same as the PyTorch path draws). So every sampler is
+exact, a run resumes at any step, and ``fn.external_source`` can run in
+parallel worker processes. On a GPU the decode is ``mixed`` (nvJPEG) and the
+augmentation and normalisation run on the GPU; without one the same graph runs
+on the CPU (``device_id=None``). Batches leave DALI as the model's input:
+float, 3 channels, ImageNet-normalised, channels_last.
 """
 import math
 
@@ -18,7 +19,7 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import feed_ndarray
 
 from .augment import AugmentSpec
-from .loader import ShardLoader
+from .loader import IMAGENET_MEAN, IMAGENET_STD, ShardLoader
 from .reader import ShardSet
 from .samplers import sample_order
 
@@ -26,7 +27,7 @@ PAD_ROW = -1  # padding samples that fill the last batch of an epoch; dropped be
 
 
 class ShardSource:
-    """SampleInfo -> (jpeg bytes, label, row[, crop window start, end][, flip, angle]) of the stream's sample."""
+    """BatchInfo -> the batch's (jpeg bytes, labels, rows[, crop window starts, ends][, flips, angles])."""
 
     def __init__(self, ss: ShardSet, rows, batch_size: int, pixels: int, spec: AugmentSpec | None, orders=None,
                  positions=None, crop_window: bool = True):
@@ -64,21 +65,25 @@ class ShardSource:
                                                 stream=stream))
         return epoch, pos, int(self._cached[1][pos])
 
-    def _bytes(self, row: int) -> np.ndarray:
-        shard, offset, size = self.where[row]
-        return np.frombuffer(self.ss.read_bytes(shard, int(offset), int(size)), dtype=np.uint8)
-
-    def __call__(self, info):
-        epoch, pos, row = self._locate(info.idx_in_epoch)
+    def _sample(self, i: int) -> tuple:
+        epoch, pos, row = self._locate(i)
         data_row = row if row != PAD_ROW else 0
+        shard, offset, size = self.where[data_row]
+        jpg = np.frombuffer(self.ss.read_bytes(shard, int(offset), int(size)), dtype=np.uint8)
         flip, angle, crop = False, 0.0, (0, 0, self.pixels, self.pixels)
         if self.spec is not None and pos is not None:
             p = self.spec.draw(self.orders[2], epoch, self.orders[7], pos)
-            flip, angle, crop = p.flip, p.angle, p.crop_pixels(self.pixels, self.pixels)
+            # the graph mirrors after rotating: flip-then-rotate(a) is rotate(-a)-then-flip
+            flip, angle, crop = p.flip, -p.angle if p.flip else p.angle, p.crop_pixels(self.pixels, self.pixels)
         top, left, h, w = crop  # on the pixel grid, as the PyTorch path crops
-        out = (self._bytes(data_row), np.array(self.labels[data_row], np.int64), np.array(row, np.int64))
+        return jpg, self.labels[data_row], row, (top, left), (top + h, left + w), flip, angle
+
+    def __call__(self, info):
+        jpg, label, row, start, end, flip, angle = zip(*(self._sample(info.iteration * self.batch_size + j)
+                                                         for j in range(self.batch_size)))
+        out = (list(jpg), np.array(label, np.int64), np.array(row, np.int64))
         if self.crop_window:
-            out += (np.array([top, left], np.float32), np.array([top + h, left + w], np.float32))
+            out += (np.array(start, np.float32), np.array(end, np.float32))
         return out if self.spec is None else out + (np.array(flip, np.int32), np.array(angle, np.float32))
 
 
@@ -86,17 +91,20 @@ class ShardSource:
 def _graph(source, image_size: int, on_gpu: bool, parallel: bool, augment: bool, resize: bool):
     dtypes = [types.UINT8, types.INT64, types.INT64] + [types.FLOAT, types.FLOAT] * resize \
         + [types.INT32, types.FLOAT] * augment
-    jpg, label, row, *rest = fn.external_source(source, num_outputs=len(dtypes), batch=False, parallel=parallel,
-                                                dtype=dtypes)
+    jpg, label, row, *rest = fn.external_source(source, num_outputs=len(dtypes), batch=True, batch_info=True,
+                                                parallel=parallel, dtype=dtypes)
     img = fn.decoders.image(jpg, device="mixed" if on_gpu else "cpu", output_type=types.GRAY)
     if resize:  # a crop, or a size other than the shards': otherwise the decoded image is already right
         roi_start, roi_end, *rest = rest
         img = fn.resize(img, resize_x=image_size, resize_y=image_size, roi_start=roi_start, roi_end=roi_end,
                         antialias=True, interp_type=types.INTERP_LINEAR)
+    flip = 0
     if augment:
         flip, angle = rest
-        img = fn.flip(img, horizontal=flip)
         img = fn.rotate(img, angle=angle, keep_size=True, fill_value=0, interp_type=types.INTERP_NN)
+    img = fn.color_space_conversion(img, image_type=types.GRAY, output_type=types.RGB)
+    img = fn.crop_mirror_normalize(img, mirror=flip, dtype=types.FLOAT, output_layout="HWC",
+                                   mean=[255 * m for m in IMAGENET_MEAN], std=[255 * s for s in IMAGENET_STD])
     return img, label, row
 
 
@@ -133,14 +141,21 @@ class DaliLoader(ShardLoader):
         img, label, row = pipe.run()
         rows = np.asarray(row.as_cpu().as_tensor())  # labels and rows never leave the host
         keep = rows != PAD_ROW
-        x = self._to_torch(img)[torch.as_tensor(keep, device=self.device if self.on_gpu else "cpu")]
+        x = self._to_torch(img).permute(0, 3, 1, 2)  # NHWC in memory: channels_last
+        if not keep.all():
+            x = x[torch.as_tensor(keep, device=x.device)]
         y = torch.as_tensor(np.asarray(label.as_cpu().as_tensor())[keep])
-        return {"x": x.permute(0, 3, 1, 2), "y": y.long(), "rows": torch.as_tensor(rows[keep]).long()}
+        return {"x": x if self.channels_last else x.contiguous(), "y": y.long(),
+                "rows": torch.as_tensor(rows[keep]).long()}
 
     def _to_torch(self, tl) -> torch.Tensor:
+        """DALI's batch as a tensor: shared on the CPU (no copy: with ``exec_dynamic`` DALI never reuses an
+        output it has handed out), copied into a new tensor on the GPU."""
         dense = tl.as_tensor()
-        out = torch.empty(dense.shape(), dtype=torch.uint8, device=self.device if self.on_gpu else "cpu")
-        feed_ndarray(dense, out, cuda_stream=torch.cuda.current_stream() if self.on_gpu else None)
+        if not self.on_gpu:
+            return torch.from_numpy(np.asarray(dense))
+        out = torch.empty(dense.shape(), dtype=torch.float32, device=self.device)
+        feed_ndarray(dense, out, cuda_stream=torch.cuda.current_stream(self.device))
         return out
 
     def train(self, epoch: int, start_step: int = 0):

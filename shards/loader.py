@@ -14,8 +14,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ShardLoader:
     """Train batches in the sampler's order for (seed, epoch), from any step; eval batches in index order.
 
-    A batch is a dict: ``x`` uint8 (N, 1, H, W), ``y`` labels, ``rows`` positions in the split, and with
-    a second stream (Balanced-MixUp) ``x2``, ``y2``.
+    A batch is a dict: ``x`` uint8 (N, 1, H, W) or already the model's input (see ``to_input``), ``y`` labels,
+    ``rows`` positions in the split, and with a second stream (Balanced-MixUp) ``x2``, ``y2``.
     """
 
     def __init__(self, ss: ShardSet, sampler: str, augment: AugmentSpec, batch_size: int, seed: int, workers: int,
@@ -45,8 +45,14 @@ class ShardLoader:
         return math.ceil(self.epoch_length() / self.batch_size)
 
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 1, H, W) -> normalised float (N, 3, H, W) on the device, channels_last if asked."""
-        gray = x.to(self.device, non_blocking=True).permute(0, 2, 3, 1).float()  # (N, H, W, 1)
+        """The model's input on the device: float (N, 3, H, W), ImageNet-normalised, channels_last if asked.
+
+        uint8 (N, 1, H, W) batches (the PyTorch path) are normalised here; DALI's arrive normalised.
+        """
+        x = x.to(self.device, non_blocking=True)
+        if x.dtype != torch.uint8:
+            return x
+        gray = x.permute(0, 2, 3, 1).float()  # (N, H, W, 1)
         # one fused pass that broadcasts the grey value into the 3 normalised channels, channels_last in memory
         x = torch.addcmul(self.shift, gray, self.scale).permute(0, 3, 1, 2)
         return x if self.channels_last else x.contiguous()
