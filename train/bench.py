@@ -141,7 +141,7 @@ def table(r: dict) -> str:
     rows = [("loader only", r["loader_img_s"]), ("model only", r["model_img_s"]),
             ("end to end", r["end_to_end_img_s"])]
     if "paper_path_img_s" in r:
-        rows.append(("paper's input path (PNG decode + resize)", r["paper_path_img_s"]))
+        rows.append(("paper's input path (its datasets.py, PNG every epoch)", r["paper_path_img_s"]))
     head = (f"{r['device']} | {r['model']} {r['image_size']} px, batch {r['batch_size']}, {r['precision']}, "
             f"channels_last {r['channels_last']}, compile {r['compile']} | {r['loader']} with {r['workers']} "
             f"workers | mean JPEG {r['mean_jpeg_kb']:.1f} KB")
