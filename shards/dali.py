@@ -9,7 +9,7 @@ exact, a run resumes at any step, and ``fn.external_source`` can run in
 parallel worker processes. On a GPU the decode is ``mixed`` (nvJPEG) and the
 augmentation and normalisation run on the GPU; without one the same graph runs
 on the CPU (``device_id=None``). Batches leave DALI as the model's input:
-float, 3 channels, ImageNet-normalised, channels_last.
+float, normalised, channels_last, with 3 channels (grey in each) or 1.
 """
 import math
 
@@ -19,7 +19,7 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import feed_ndarray
 
 from .augment import AugmentSpec
-from .loader import IMAGENET_MEAN, IMAGENET_STD, ShardLoader
+from .loader import ShardLoader, normalisation
 from .reader import ShardSet
 from .samplers import sample_order
 
@@ -88,7 +88,7 @@ class ShardSource:
 
 
 @pipeline_def(enable_conditionals=False)
-def _graph(source, image_size: int, on_gpu: bool, parallel: bool, augment: bool, resize: bool):
+def _graph(source, image_size: int, channels: int, on_gpu: bool, parallel: bool, augment: bool, resize: bool):
     dtypes = [types.UINT8, types.INT64, types.INT64] + [types.FLOAT, types.FLOAT] * resize \
         + [types.INT32, types.FLOAT] * augment
     jpg, label, row, *rest = fn.external_source(source, num_outputs=len(dtypes), batch=True, batch_info=True,
@@ -102,9 +102,11 @@ def _graph(source, image_size: int, on_gpu: bool, parallel: bool, augment: bool,
     if augment:
         flip, angle = rest
         img = fn.rotate(img, angle=angle, keep_size=True, fill_value=0, interp_type=types.INTERP_NN)
-    img = fn.color_space_conversion(img, image_type=types.GRAY, output_type=types.RGB)
+    if channels == 3:
+        img = fn.color_space_conversion(img, image_type=types.GRAY, output_type=types.RGB)
+    mean, std = normalisation(channels)
     img = fn.crop_mirror_normalize(img, mirror=flip, dtype=types.FLOAT, output_layout="HWC",
-                                   mean=[255 * m for m in IMAGENET_MEAN], std=[255 * s for s in IMAGENET_STD])
+                                   mean=[255 * m for m in mean], std=[255 * s for s in std])
     return img, label, row
 
 
@@ -122,7 +124,7 @@ class DaliLoader(ShardLoader):
     def _pipeline(self, source, augment: bool):
         parallel = self.workers > 0
         resize = self._resizes(augment)
-        pipe = _graph(source, self.augment.image_size, self.on_gpu, parallel, augment, resize,
+        pipe = _graph(source, self.augment.image_size, self.channels, self.on_gpu, parallel, augment, resize,
                       batch_size=self.batch_size, num_threads=max(1, min(self.workers, 4)),
                       device_id=(self.device.index or 0) if self.on_gpu else None, seed=self.seed,
                       py_num_workers=max(1, self.workers), py_start_method="spawn",

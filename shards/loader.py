@@ -11,6 +11,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per input channel on the 0-1 scale: ImageNet's for 3; for a grey-only input (1) their
+    averages, which suit a first convolution whose RGB weights were summed (``train.models.grey_input``)."""
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,)
+
+
 class ShardLoader:
     """Train batches in the sampler's order for (seed, epoch), from any step; eval batches in index order.
 
@@ -20,15 +28,16 @@ class ShardLoader:
 
     def __init__(self, ss: ShardSet, sampler: str, augment: AugmentSpec, batch_size: int, seed: int, workers: int,
                  device: torch.device, channels_last: bool, second_stream: str | None = None,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, channels: int = 3):
         self.ss, self.sampler, self.augment = ss, sampler, augment
         self.batch_size, self.seed, self.workers, self.device = batch_size, seed, workers, device
         self.channels_last, self.second_stream = channels_last, second_stream
         self.rank, self.world_size = rank, world_size
         self.train_rows = ss.view("train")
         self.labels = self.train_rows["label"].to_numpy()
-        std = torch.tensor(IMAGENET_STD, device=device) * 255
-        self.scale, self.shift = 1 / std, -torch.tensor(IMAGENET_MEAN, device=device) * 255 / std
+        self.channels = channels
+        mean, std = (torch.tensor(v, device=device) * 255 for v in normalisation(channels))
+        self.scale, self.shift = 1 / std, -mean / std
 
     def order(self, sampler: str, epoch: int, stream: int):
         return sample_order(sampler, self.labels, self.seed, epoch, rank=self.rank, world_size=self.world_size,
@@ -45,7 +54,7 @@ class ShardLoader:
         return math.ceil(self.epoch_length() / self.batch_size)
 
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's input on the device: float (N, 3, H, W), ImageNet-normalised, channels_last if asked.
+        """The model's input on the device: float (N, channels, H, W), normalised, channels_last if asked.
 
         uint8 (N, 1, H, W) batches (the PyTorch path) are normalised here; DALI's arrive normalised.
         """
@@ -53,6 +62,6 @@ class ShardLoader:
         if x.dtype != torch.uint8:
             return x
         gray = x.permute(0, 2, 3, 1).float()  # (N, H, W, 1)
-        # one fused pass that broadcasts the grey value into the 3 normalised channels, channels_last in memory
+        # one fused pass that broadcasts the grey value into the normalised channels, channels_last in memory
         x = torch.addcmul(self.shift, gray, self.scale).permute(0, 3, 1, 2)
         return x if self.channels_last else x.contiguous()

@@ -5,7 +5,7 @@ import torch
 
 from shards.augment import AugmentSpec
 from shards.dali import DaliLoader
-from shards.loader import IMAGENET_MEAN, IMAGENET_STD
+from shards.loader import IMAGENET_MEAN, IMAGENET_STD, normalisation
 from shards.reader import open_shards
 from shards.samplers import SAMPLERS
 from shards.torch_loader import TorchLoader
@@ -76,14 +76,17 @@ def test_ranks_read_equal_disjoint_slices(shards_dir):
     assert len(seen[0]) == len(seen[1]) and len(set(torch.cat(seen).tolist())) == n
 
 
-def test_both_paths_give_the_model_three_channels_normalised_with_imagenet_statistics(shards_dir):
-    dali, plain = pair(shards_dir)
+@pytest.mark.parametrize("channels", [3, 1])
+def test_both_paths_give_the_model_its_channels_normalised(shards_dir, channels):
+    dali, plain = pair(shards_dir, channels=channels)
     raw = next(plain.evaluate("val"))["x"]
     assert raw.dtype == torch.uint8 and raw.shape[1] == 1  # the PyTorch path normalises in to_input
-    for loader, x in ((plain, plain.to_input(raw)), (dali, dali.to_input(next(dali.evaluate("val"))["x"]))):
-        assert x.shape == (len(raw), 3, 32, 32) and x.dtype == torch.float32
-        for c, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD)):
-            assert torch.allclose(x[:, c] * std + mean, raw[:, 0].float() / 255, atol=1e-5)
+    mean, std = normalisation(channels)
+    assert len(mean) == len(std) == channels and (channels == 1 or (mean, std) == (IMAGENET_MEAN, IMAGENET_STD))
+    for x in (plain.to_input(raw), dali.to_input(next(dali.evaluate("val"))["x"])):
+        assert x.shape == (len(raw), channels, 32, 32) and x.dtype == torch.float32
+        for c in range(channels):
+            assert torch.allclose(x[:, c] * std[c] + mean[c], raw[:, 0].float() / 255, atol=1e-5)
 
 
 def test_flip_then_rotation_is_the_torch_paths_exactly(shards_dir):

@@ -1,4 +1,5 @@
 """One run as a user meets it: what it leaves, resume rules, signals, kill -9, bad states."""
+import copy
 import json
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from eval.summary import paper_metrics
 from shards.reader import open_shards
 from train.checkpoint import load_checkpoint
 from train.fit import ResumeRefused, fit
-from train.models import WeightsUnavailable, build_model
+from train.models import WeightsUnavailable, build_model, grey_input
 from eval.predictions import read_predictions
 
 from conftest import tiny_fit
@@ -104,6 +105,22 @@ def test_pretrained_offline_names_both_ways_out_and_a_local_file_loads(tmp_path)
     assert torch.equal(loaded.backbone.conv1.weight, reference.backbone.conv1.weight)
     with pytest.raises(WeightsUnavailable, match="no such file"):
         build_model("resnet18", 20, str(tmp_path / "missing.pth"))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121"])
+def test_a_grey_input_network_gives_what_the_rgb_one_gives_for_the_grey_image_in_each_channel(name):
+    rgb = build_model(name, 5, "none").eval()
+    grey = grey_input(copy.deepcopy(rgb))  # what --channels 1 does to the loaded ImageNet weights
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(grey(x), rgb(x.expand(-1, 3, -1, -1)), atol=1e-4)
+        assert build_model(name, 5, "none", channels=1).eval()(x).shape == (2, 5)
+
+
+def test_a_grey_input_run_trains_and_its_stage_two_must_match_it(shards_dir, stage1_run, tmp_path):
+    assert fit(tiny_fit(shards_dir, tmp_path / "grey", epochs=1, channels=1, loader="dali")) == "finished"
+    with pytest.raises(ValueError, match="--channels 1: the stage-1 run .* --channels 3"):
+        fit(tiny_fit(shards_dir, tmp_path / "crt", method="crt", init_from=str(stage1_run), channels=1))
 
 
 def fit_cmd(shards_dir, out, *extra):

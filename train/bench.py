@@ -80,7 +80,7 @@ def bench(cfg: FitConfig, steps: int, warmup: int, baseline_png: str | None = No
     ss = open_shards(cfg.shards)
     device = resolve_device(cfg.device)
     precision, amp = amp_context(cfg, device)
-    model = build_model(cfg.model, ss.num_classes, "none").to(device)
+    model = build_model(cfg.model, ss.num_classes, "none", channels=cfg.channels).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     net = torch.compile(model) if cfg.compile else model

@@ -25,6 +25,8 @@ class FitConfig:
     model: str = choice("resnet50", "resnet18", "resnet34", "resnet50", "densenet121", "tiny")
     pretrained: str = opt("imagenet", "imagenet | none | PATH to a state dict")
     image_size: int = opt(256, "pixels, square (the paper: 256, no crop)")
+    channels: int = choice(3, 3, 1, help="model input: 3 = the grey image in each of R, G, B (the paper); "
+                           "1 = grey only, conv1's ImageNet weights summed over RGB")
     epochs: int = opt(60, "at most this many epochs")
     patience: int = opt(15, "stop after this many epochs without a better val balanced accuracy")
     batch_size: int = 256
@@ -78,5 +80,7 @@ def from_args(args: argparse.Namespace, base: FitConfig | None = None) -> FitCon
 
 
 def config_changes(saved: dict, current: dict) -> list[str]:
+    """What differs; a field the saved config lacks came later and ran as its default."""
+    saved = {**FitConfig().to_dict(), **saved}
     return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in current.items()
             if k not in FitConfig.RESUMABLE_CHANGES and saved.get(k) != v]

@@ -23,8 +23,8 @@ def make_loader(cfg: FitConfig, method: Method, ss: ShardSet, device: torch.devi
     augment = AugmentSpec(cfg.image_size, cfg.hflip, cfg.rotation, cfg.rrc_scale)
     second = "class-balanced" if method.mixing == "balanced-mixup" else None
     args = dict(ss=ss, sampler=method.sampler, augment=augment, batch_size=cfg.batch_size, seed=cfg.seed,
-                workers=cfg.workers, device=device, channels_last=cfg.channels_last, second_stream=second,
-                rank=rank, world_size=world_size)
+                workers=cfg.workers, device=device, channels_last=cfg.channels_last, channels=cfg.channels,
+                second_stream=second, rank=rank, world_size=world_size)
     if kind == "dali":
         if not dali_available():
             raise RuntimeError("--loader dali: NVIDIA DALI is not installed; pip install 'cxr-lt[dali]' "

@@ -33,9 +33,9 @@ def make_head(kind: str, num_features: int, num_classes: int) -> nn.Module:
 class TinyCNN(nn.Module):
     """A few conv layers and global pooling: for tests and CPU demos."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, channels: int = 3):
         super().__init__()
-        layers, c_in = [], 3
+        layers, c_in = [], channels
         for c_out in (width // 2, width, width * 2):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
                        nn.ReLU(inplace=True)]
@@ -79,11 +79,27 @@ def _file_state(path: str) -> dict:
     return state.get("model", state) if isinstance(state, dict) else state
 
 
-def build_model(name: str, num_classes: int, pretrained: str = "none", head: str = "linear") -> Classifier:
+def grey_input(net: nn.Module) -> nn.Module:
+    """One input channel instead of RGB: the first convolution's weights summed over R, G and B, so that a
+    grey image gives what the RGB network gives for that image repeated in each channel."""
+    parent, attr, conv = next((m, a, c) for m in net.modules() for a, c in m.named_children()
+                              if isinstance(c, nn.Conv2d))
+    grey = nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                     conv.groups, conv.bias is not None)
+    with torch.no_grad():
+        grey.weight.copy_(conv.weight.sum(1, keepdim=True))
+        if conv.bias is not None:
+            grey.bias.copy_(conv.bias)
+    setattr(parent, attr, grey)
+    return net
+
+
+def build_model(name: str, num_classes: int, pretrained: str = "none", head: str = "linear",
+                channels: int = 3) -> Classifier:
     if name == "tiny":
         if pretrained not in ("none", ""):
             raise WeightsUnavailable("the tiny model has no pretrained weights; use --pretrained none")
-        tiny = TinyCNN()
+        tiny = TinyCNN(channels=channels)
         return Classifier(tiny, tiny.out_features, num_classes, head)
     if name not in TORCHVISION:
         raise ValueError(f"unknown model {name!r}; one of {', '.join(MODELS)}")
@@ -95,6 +111,8 @@ def build_model(name: str, num_classes: int, pretrained: str = "none", head: str
         missing, _ = net.load_state_dict(_file_state(pretrained), strict=False)
         if [k for k in missing if not k.startswith(head_attr)]:
             raise WeightsUnavailable(f"--pretrained {pretrained}: not a {name} state dict (missing {missing[:3]})")
+    if channels == 1:
+        grey_input(net)
     num_features = getattr(net, head_attr).in_features
     setattr(net, head_attr, nn.Identity())
     return Classifier(net, num_features, num_classes, head)

@@ -34,15 +34,20 @@ def stage1_model(init_from: str, ss: ShardSet) -> tuple[Classifier, dict]:
     method1 = get_method(cfg1["method"])
     if method1.stage != "train":
         raise ValueError(f"--init-from {run} is a {method1.name} run; start from a stage-1 run such as ce")
-    model = build_model(cfg1["model"], ss.num_classes, "none", head_kind(method1, cfg1["paper_ldam"]))
+    model = build_model(cfg1["model"], ss.num_classes, "none", head_kind(method1, cfg1["paper_ldam"]),
+                        cfg1.get("channels", 3))
     model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
     return model, cfg1
 
 
 def build_stage_model(cfg: FitConfig, method: Method, ss: ShardSet) -> Classifier:
     if method.stage == "train":
-        return build_model(cfg.model, ss.num_classes, cfg.pretrained, head_kind(method, cfg.paper_ldam))
+        return build_model(cfg.model, ss.num_classes, cfg.pretrained, head_kind(method, cfg.paper_ldam),
+                           cfg.channels)
     model, cfg1 = stage1_model(cfg.init_from, ss)
+    if cfg1.get("channels", 3) != cfg.channels:
+        raise ValueError(f"--channels {cfg.channels}: the stage-1 run {cfg.init_from} was trained with "
+                         f"--channels {cfg1.get('channels', 3)}; give the same")
     if method.stage == "crt":
         model.head = make_head("linear", model.num_features, ss.num_classes)
         model.backbone.requires_grad_(False)
