@@ -111,8 +111,8 @@ def bench(cfg: FitConfig, steps: int, warmup: int, baseline_png: str | None = No
     sizes = ss.index["size"].to_numpy()
     out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
            "model": cfg.model, "image_size": cfg.image_size, "channels": cfg.channels, "batch_size": bs,
-           "precision": precision,
-           "channels_last": cfg.channels_last, "compile": cfg.compile, "loader": type(loader).__name__,
+           "precision": precision, "channels_last": cfg.channels_last, "compile": cfg.compile,
+           "loader": type(loader).__name__,
            "workers": cfg.workers, "mean_jpeg_kb": float(sizes.mean() / 1e3), "loader_img_s": loader_rate,
            "model_img_s": model_rate, "end_to_end_img_s": e2e_rate, "saturation": e2e_rate / model_rate}
     if baseline:
@@ -143,10 +143,10 @@ def table(r: dict) -> str:
             ("end to end", r["end_to_end_img_s"])]
     if "paper_path_img_s" in r:
         rows.append(("paper's input path (its datasets.py, PNG every epoch)", r["paper_path_img_s"]))
-    head = (f"{r['device']} | {r['model']} {r['image_size']} px x {r['channels']} channels, batch {r['batch_size']}, "
-            f"{r['precision']}, "
-            f"channels_last {r['channels_last']}, compile {r['compile']} | {r['loader']} with {r['workers']} "
-            f"workers | mean JPEG {r['mean_jpeg_kb']:.1f} KB")
+    head = (f"{r['device']} | {r['model']} {r['image_size']} px x {r['channels']} channels, "
+            f"batch {r['batch_size']}, {r['precision']}, channels_last {r['channels_last']}, "
+            f"compile {r['compile']} | {r['loader']} with {r['workers']} workers | "
+            f"mean JPEG {r['mean_jpeg_kb']:.1f} KB")
     lines = [head, "", "| what | images/s |", "|---|---|"] + [f"| {k} | {v:,.1f} |" for k, v in rows]
     lines.append(f"| saturation (end to end / model only) | {100 * r['saturation']:.0f}% |")
     if "loader_vs_paper_path" in r:
