@@ -24,9 +24,9 @@ def cat(batches, key):
     return torch.cat([b[key].cpu() for b in batches])
 
 
-def grey(loader, batches, key="x"):
+def grey(loader, batches):
     """The model input of every batch, back in grey levels (0-255, float), one channel per image."""
-    x = torch.cat([loader.to_input(b[key]).cpu() for b in batches])
+    x = torch.cat([loader.to_input(b["x"]).cpu() for b in batches])
     return x[:, 0] * (255 * IMAGENET_STD[0]) + 255 * IMAGENET_MEAN[0]
 
 
@@ -89,7 +89,7 @@ def test_both_paths_give_the_model_its_channels_normalised(shards_dir, channels)
             assert torch.allclose(x[:, c] * std[c] + mean[c], raw[:, 0].float() / 255, atol=1e-5)
 
 
-def test_flip_then_rotation_is_the_torch_paths_exactly(shards_dir):
+def test_flip_then_rotation_matches_the_torch_path(shards_dir):
     """DALI mirrors after rotating by the negated angle: the same image as flip-then-rotate."""
     dali, plain = pair(shards_dir, sampler="instance")
     a, b = list(dali.train(0, 0)), list(plain.train(0, 0))
