@@ -1,5 +1,6 @@
 """Pack chest X-ray datasets into resized WebDataset shards: ``python -m ingest``."""
+from shards.errors import UsageError
 
 
-class IngestError(Exception):
+class IngestError(UsageError):
     """Bad input: the message names the file (and row) and the fix."""

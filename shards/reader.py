@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .errors import UsageError
 from .format import INDEX_FILE, MANIFEST_FILE, group_of
 from .index import class_counts, read_index
 
 VIEWS = ("train", "val", "test", "balanced-test")
 
 
-class NotAShardsDir(FileNotFoundError):
+class NotAShardsDir(UsageError, FileNotFoundError):
     pass
 
 
