@@ -55,14 +55,28 @@ def shards_copy(shards_dir, tmp_path) -> Path:
     return dst
 
 
+# The tiny-run settings, written once: tiny CNN, 32 px, short epochs on CPU, deterministic.
+TINY_RUN = dict(model="tiny", pretrained="none", image_size=32, epochs=2, patience=5, batch_size=32, lr=1e-3,
+                loader="torch", workers=0, deterministic=True, drw_epoch=1, tensorboard=False)
+
+
 def tiny_fit(shards, out, method="ce", **kw):
-    """A FitConfig for tests: tiny CNN, 32 px, two short epochs on CPU, deterministic."""
+    """A FitConfig for tests with the tiny-run settings; ``kw`` overrides them."""
     from train.config import FitConfig
 
-    base = dict(shards=str(shards), out=str(out), method=method, model="tiny", pretrained="none", image_size=32,
-                epochs=2, patience=5, batch_size=32, lr=1e-3, loader="torch", workers=0, deterministic=True,
-                drw_epoch=1, tensorboard=False)
-    return FitConfig(**{**base, **kw})
+    return FitConfig(**{**TINY_RUN, "shards": str(shards), "out": str(out), "method": method, **kw})
+
+
+def tiny_flags(**kw) -> list[str]:
+    """The tiny-run settings as command-line flags (``--no-x`` for a False bool); ``kw`` overrides them."""
+    flags = []
+    for name, value in {**TINY_RUN, **kw}.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 @pytest.fixture(scope="session")
