@@ -5,12 +5,26 @@ from torch import nn
 
 
 class NormedLinear(nn.Module):
-    """Logits are cosines between the L2-normalised feature and each normalised class weight (in [-1, 1])."""
+    """Logits are ``scale`` times the cosines between the L2-normalised feature and each normalised class weight.
 
-    def __init__(self, in_features: int, out_features: int):
+    The scale is the LDAM loss's s (30): the loss then adds only its margins, and softmax of the saved logits
+    is a probability on the same footing as any other head's (bare cosines in [-1, 1] give a near-uniform
+    softmax)."""
+
+    def __init__(self, in_features: int, out_features: int, scale: float = 1.0):
         super().__init__()
+        self.scale = float(scale)
         self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-1, 1))
         self.weight.data.renorm_(2, 0, 1e-5).mul_(1e5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t()
+        return self.scale * (F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t())
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}, scale={self.scale}"
+
+
+def loss_options(loss: str, head: nn.Module) -> dict:
+    """Extra arguments of ``train.losses.make_loss`` for this head: LDAM on a scaled cosine head must not
+    multiply the logits by s a second time."""
+    return {"scaled": True} if loss == "ldam" and isinstance(head, NormedLinear) and head.scale != 1.0 else {}

@@ -79,16 +79,22 @@ class Focal(ClassLoss):
 
 
 class LDAM(CrossEntropy):
-    def __init__(self, num_classes, weights=None, counts=None, max_m: float = 0.5, s: float = 30.0):
+    """CE of s * (logits - margin); ``scaled``: the logits carry s already (a cosine head times s), so only
+    the margins are scaled: the same loss, and softmax of the saved logits means something."""
+
+    def __init__(self, num_classes, weights=None, counts=None, max_m: float = 0.5, s: float = 30.0,
+                 scaled: bool = False):
         super().__init__(num_classes, weights)
         m = 1.0 / np.power(np.asarray(counts, dtype=np.float64), 0.25)
         m = m * (max_m / m.max()) if max_m > 0 else np.zeros_like(m)
         self.register_buffer("margins", torch.as_tensor(m, dtype=torch.float32))
-        self.s = s
+        self.s, self.scaled = s, scaled
 
     def loss(self, logits, target):
-        adjusted = logits - as_soft(target, logits.shape[1]) * self.margins
-        return super().loss(self.s * adjusted, target)
+        margins = as_soft(target, logits.shape[1]) * self.margins
+        if self.scaled:
+            return super().loss(logits - self.s * margins, target)
+        return super().loss(self.s * (logits - margins), target)
 
 
 class LogitAdjusted(CrossEntropy):

@@ -11,6 +11,11 @@ import torchvision.models as tvm
 from torch import nn
 
 from .heads import NormedLinear
+from .methods import LDAM
+
+# a cosine head's logits carry the LDAM loss's scale s (see ``train.heads.NormedLinear``)
+COSINE_SCALE = LDAM["s"]
+HEADS = ("linear", "normed", "unbiased")
 
 
 class Classifier(nn.Module):
@@ -25,9 +30,12 @@ class Classifier(nn.Module):
 
 
 def make_head(kind: str, num_features: int, num_classes: int) -> nn.Module:
+    """linear; normed: LDAM's cosine classifier times s; unbiased: linear without a bias (tau-norm's)."""
     if kind == "normed":
-        return NormedLinear(num_features, num_classes)
-    return nn.Linear(num_features, num_classes)
+        return NormedLinear(num_features, num_classes, COSINE_SCALE)
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; one of {', '.join(HEADS)}")
+    return nn.Linear(num_features, num_classes, bias=kind == "linear")
 
 
 class TinyCNN(nn.Module):

@@ -15,6 +15,7 @@ from shards.progress import Progress
 
 from .checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
 from .distributed import any_true, barrier, gather
+from .heads import loss_options
 from .losses import make_loss
 from .mixing import balanced_mixup, mixup, no_mix
 from eval.predictions import write_predictions
@@ -83,7 +84,7 @@ class Trainer:
         weights = class_weights(method.weighting, counts)
         self.drw = DeferredReweighting(weights, cfg.drw_epoch, cfg.drw_lr_factor) if method.drw else None
         self.loss_fn = make_loss(method.loss, counts, None if method.weighting == "none" else weights,
-                                 **method.loss_params).to(device)
+                                 **method.loss_params, **loss_options(method.loss, model.head)).to(device)
         self.optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.mix_rng = np.random.default_rng([cfg.seed, 7])
