@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 from .build import BuildOptions, build_shards
-from .images import load_gray8, resize_area
+from .images import load_grey, resize_area
 
 
 def decode_resize_floor(paths: list[Path], size: int) -> float:
     """images/s of decode + resize alone, one core."""
     start = time.perf_counter()
     for p in paths:
-        resize_area(load_gray8(p), size)
+        resize_area(load_grey(p), size)
     return len(paths) / (time.perf_counter() - start)
 
 
