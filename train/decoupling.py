@@ -45,3 +45,11 @@ class LearnableWeightScaling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x @ (self.weight * self.scales[:, None]).t()
         return out if self.bias is None else out + self.bias * self.scales
+
+
+def tau_norm_head(linear: nn.Linear, tau: float) -> nn.Linear:
+    """The classifier tau-norm evaluates, as a module to save and load: rows W_i / ||W_i||^tau, no bias."""
+    head = nn.Linear(linear.in_features, linear.out_features, bias=False).to(linear.weight.device)
+    with torch.no_grad():
+        head.weight.copy_(tau_norm(linear.weight.detach().float(), tau))
+    return head

@@ -1,0 +1,114 @@
+"""A finished run as a usable model: ``load_model(run_dir)`` (also ``from train import load_model``).
+
+The architecture comes from the run's config.json (for cRT and tau-norm, the
+backbone is the stage-1 run's: its config.json when reachable), the weights
+from best.pt: the model the run evaluated, backbone included for cRT, the
+tau-normalised classifier for tau-norm. The preprocessing needs how the shards
+were packed (size, format, quality): the shards dir's manifest.json, found
+where config.json says, or given as ``shards``.
+"""
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from shards.errors import UsageError
+from shards.manifest import read_manifest
+
+from .checkpoint import load_checkpoint
+from .methods import get_method
+from .models import build_model
+from .preprocess import Preprocess
+from .stages import head_kind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """``model`` (eval mode) takes ``preprocess(image)`` batches and returns logits; softmax gives probabilities."""
+    model: nn.Module
+    preprocess: Preprocess
+    class_names: list[str]
+    method: str
+    groups: list[str] = field(default_factory=list)
+    tau: float | None = None
+    architecture: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)   # git commit, shards index hash, dataset, precision
+
+    def metadata(self) -> dict:
+        """What an exported model needs beside its weights (JSON-serialisable)."""
+        mean, std = self.preprocess.mean_std
+        p = self.preprocess
+        return {"class_names": self.class_names, "groups": self.groups, "method": self.method, "tau": self.tau,
+                "architecture": self.architecture, "image_size": p.image_size, "channels": p.channels,
+                "mean": list(mean), "std": list(std), "input": "float (N, channels, image_size, image_size), "
+                "grey in [0, 255] normalised as (x / 255 - mean) / std; output: logits (softmax: probabilities)",
+                "shards_image": {"size": p.shard_size, "format": p.shard_format, "quality": p.shard_quality},
+                **self.provenance}
+
+
+def read_run(run: Path) -> dict:
+    run = Path(run)
+    path = run / "config.json"
+    if not path.is_file():
+        raise UsageError(f"{run}: no config.json, so not a run dir; give the --out of a `python -m train fit`")
+    if not (run / "best.pt").is_file():
+        raise UsageError(f"{run}: no best.pt, so no model to use; finish the run first (rerun its fit command; "
+                         f"a tau-norm run made before tau-norm saved its weights: rerun it with --resume never)")
+    return json.loads(path.read_text())
+
+
+def _stage1_config(cfg: dict) -> dict | None:
+    path = Path(cfg.get("init_from") or "") / "config.json"
+    return json.loads(path.read_text())["config"] if cfg.get("init_from") and path.is_file() else None
+
+
+def architecture(meta: dict) -> dict:
+    """{model, head, channels} of the network in best.pt."""
+    cfg = meta["config"]
+    method = get_method(cfg["method"])
+    channels = cfg.get("channels", 3)
+    if method.stage == "train":
+        return {"model": cfg["model"], "head": head_kind(method, cfg.get("paper_ldam", False)), "channels": channels}
+    # cRT and tau-norm keep the stage-1 backbone whatever --model said
+    stage1 = _stage1_config(cfg) or cfg
+    return {"model": stage1["model"], "head": "linear" if method.stage == "crt" else "unbiased", "channels": channels}
+
+
+def shards_image(meta: dict, shards: str | Path | None) -> dict:
+    """How the run's shards were packed: {size, format, quality}."""
+    if "shards_image" in meta:
+        return meta["shards_image"]
+    root = Path(shards or meta["config"]["shards"])
+    if not (root / "manifest.json").is_file():
+        raise UsageError(f"{root}: no manifest.json; the run's preprocessing needs how its shards were packed. "
+                         f"Pass the shards dir the run was trained on (--shards DIR; a folder holding a copy of "
+                         f"its manifest.json is enough)")
+    manifest = read_manifest(root)
+    if manifest.get("index_sha256", meta["index_sha256"]) != meta["index_sha256"]:
+        log.warning("%s is not the shards build this run was trained on (index hash differs); using its image "
+                    "settings %s", root, manifest["image"])
+    return manifest["image"]
+
+
+def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str | Path | None = None) -> TrainedModel:
+    run = Path(run)
+    meta = read_run(run)
+    cfg, arch = meta["config"], architecture(meta)
+    image = shards_image(meta, shards)
+    model = build_model(arch["model"], len(meta["class_names"]), "none", arch["head"], arch["channels"])
+    ckpt = load_checkpoint(run / "best.pt")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise UsageError(f"{run / 'best.pt'} does not fit a {arch['model']} with a {arch['head']} head (for cRT or "
+                         f"tau-norm the stage-1 run {cfg.get('init_from')!r} tells the backbone; make it reachable "
+                         f"there): {str(e).splitlines()[0]}") from e
+    prep = Preprocess(image["size"], image["format"], image.get("quality", 95), cfg["image_size"], arch["channels"])
+    provenance = {k: meta.get(k) for k in ("git_commit", "index_sha256", "dataset", "precision")}
+    return TrainedModel(model.to(device).eval(), prep, meta["class_names"], cfg["method"], meta.get("groups", []),
+                        ckpt.get("tau"), arch, provenance)

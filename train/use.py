@@ -1,0 +1,69 @@
+"""``python -m train predict | export``: the subcommands that use a finished run (flags and running)."""
+import argparse
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+from shards.errors import UsageError
+
+from .export import FORMATS, export
+from .load import load_model
+from .predict import predict
+
+COMMANDS = ("predict", "export")
+
+
+def add_parsers(sub) -> None:
+    """The two subparsers, added to ``python -m train``'s."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = sub.add_parser("predict", formatter_class=fmt,
+                       help="class probabilities for new images (PNG, JPEG, DICOM) with a run's preprocessing")
+    p.add_argument("run", help="a finished run dir")
+    p.add_argument("--images", required=True, help="a folder (searched recursively), an image, or a CSV with a "
+                   "'path' column (relative to the CSV's folder)")
+    p.add_argument("--out", default="predictions.csv", help="CSV: path, one probability per class, predicted, "
+                   "probability")
+    p.add_argument("--skip-bad", action="store_true", help="leave unreadable files out (listed) instead of stopping")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader worker processes")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="auto: the run's precision on CUDA, fp32 on the CPU")
+    p.add_argument("--shards", default=None, help="the run's shards dir, if not where its config.json says (its "
+                   "manifest.json tells how the training images were packed)")
+    e = sub.add_parser("export", formatter_class=fmt, help="the run's model as TorchScript, ONNX or safetensors, "
+                       "with a metadata JSON beside it")
+    e.add_argument("run", help="a finished run dir")
+    e.add_argument("--format", required=True, choices=tuple(FORMATS))
+    e.add_argument("--out", default=None, help="default: RUN/export/" + " | ".join(FORMATS.values()))
+    e.add_argument("--shards", default=None, help="as for predict")
+
+
+def _check_counts(a) -> None:
+    for flag, value, least in (("--batch-size", a.batch_size, 1), ("--workers", a.workers, 0)):
+        if value < least:
+            raise UsageError(f"{flag} {value}: give at least {least}")
+
+
+def run(a, say=print) -> int:
+    """Run ``a.cmd``; a user's mistake raises ``shards.errors.UsageError``."""
+    if a.cmd == "export":
+        out = Path(a.out or Path(a.run) / "export" / FORMATS[a.format])
+        meta = export(load_model(a.run, "cpu", a.shards), a.format, out)
+        say(f"{out}: {a.format} model; metadata in {meta}")
+        return 0
+    from .device import amp_context, resolve_device
+
+    _check_counts(a)
+    device = resolve_device(a.device)
+    tm = load_model(a.run, device, a.shards)
+    precision = a.precision
+    if precision == "auto":
+        precision = (tm.provenance.get("precision") or "fp32") if device.type == "cuda" else "fp32"
+    _, amp = amp_context(SimpleNamespace(precision=precision), device)
+    result = predict(tm, Path(a.images), Path(a.out), a.batch_size, a.workers, a.skip_bad, amp)
+    for path, why in result["skipped"]:
+        say(f"skipped {path}: {why}")
+    say(f"{result['out']}: probabilities for {result['images']} images"
+        + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else ""))
+    return 0
