@@ -113,7 +113,8 @@ def bootstrap_ci(metric, *arrays, n_boot: int = 1000, level: float = 0.95, seed:
     """(point, low, high): the metric, and its percentile interval over resamples of the rows.
 
     ``clusters`` (for example patient ids) resamples whole clusters, keeping an image's
-    neighbours together. Resamples on which the metric is NaN are dropped.
+    neighbours together. Resamples on which the metric is NaN are dropped. A metric that
+    returns a vector (per-class accuracy) gets an interval per entry, as arrays.
     """
     arrays = [np.asarray(a) for a in arrays]
     n = len(arrays[0])
@@ -129,10 +130,13 @@ def bootstrap_ci(metric, *arrays, n_boot: int = 1000, level: float = 0.95, seed:
         else:
             rows = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
         stats.append(metric(*(a[rows] for a in arrays)))
-    stats = np.asarray(stats, dtype=np.float64)
-    stats = stats[np.isfinite(stats)]
-    if len(stats) == 0:
-        return point, float("nan"), float("nan")
+    stats = np.asarray(stats, dtype=np.float64).reshape(n_boot, np.size(point))
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(stats, [tail, 100 - tail])
-    return point, float(low), float(high)
+    bounds = np.full((2, stats.shape[1]), np.nan)
+    for k, column in enumerate(stats.T):
+        finite = column[np.isfinite(column)]
+        if len(finite):
+            bounds[:, k] = np.percentile(finite, [tail, 100 - tail])
+    if np.ndim(point) == 0:
+        return point, float(bounds[0, 0]), float(bounds[1, 0])
+    return point, bounds[0], bounds[1]

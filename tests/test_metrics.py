@@ -78,3 +78,12 @@ def test_bootstrap_by_patient_resamples_whole_patients():
     acc = lambda a, b: float((a == b).mean())
     _, low, high = m.bootstrap_ci(acc, y, pred, n_boot=200, seed=0, clusters=patients)
     assert (low, high) == (0.0, 1.0)
+
+
+def test_a_vector_metric_gets_the_interval_of_each_entry_as_if_bootstrapped_alone():
+    y, pred, _ = random_case(200)
+    point, low, high = m.bootstrap_ci(lambda a, b: m.per_class_accuracy(a, b, C), y, pred, n_boot=100, seed=3)
+    assert np.array_equal(point, m.per_class_accuracy(y, pred, C)) and low.shape == high.shape == (C,)
+    for k in range(C):
+        alone = m.bootstrap_ci(lambda a, b: m.per_class_accuracy(a, b, C)[k], y, pred, n_boot=100, seed=3)
+        assert (low[k], high[k]) == alone[1:]
