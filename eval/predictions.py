@@ -1,4 +1,5 @@
 """Saved predictions: one parquet per split with key, patient_id, label and the logits."""
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards.atomic import commit, tmp_path
+from shards.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,25 @@ def write_predictions(path: Path, keys, patients, labels, logits: np.ndarray) ->
     commit(tmp, path)
 
 
+@contextmanager
+def _reading(path: Path):
+    """A damaged or missing file is a UsageError naming it (the run's files are the user's to fix)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing; rerun the run's fit command (it rewrites the predictions)") from None
+    except (pa.ArrowException, OSError) as e:
+        raise UsageError(f"{path} is damaged ({e}); rerun the fit command into a new --out") from None
+
+
 def read_predictions(path: Path) -> Predictions:
-    df = pd.read_parquet(path)
+    with _reading(path):
+        df = pd.read_parquet(path, columns=["key", "patient_id", "label", "logits"])
     return Predictions(df["key"].to_numpy(), df["patient_id"].to_numpy(), df["label"].to_numpy().astype(np.int64),
                        np.stack(df["logits"].to_numpy()).astype(np.float64))
+
+
+def count_predictions(path: Path) -> int:
+    """The number of images in a predictions file, from its footer."""
+    with _reading(path):
+        return pq.read_metadata(path).num_rows

@@ -12,6 +12,7 @@ import pandas as pd
 from . import figures
 from . import metrics as m
 from .predictions import read_predictions
+from .runs import SYNTHETIC, describe, finished, is_synthetic, read_json
 from .summary import softmax
 
 
@@ -20,11 +21,11 @@ def _with_ci(metric, *arrays, n_boot, seed, clusters=None) -> dict:
     return {"value": point, "ci95": [low, high]}
 
 
-def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False, ranking: bool = True) -> dict:
+def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False, full: bool = True) -> dict:
     """summary.json of the report: balanced-test groups and test metrics, each with a 95% interval.
 
-    ``ranking=False`` leaves out AUROC and MCC (the table needs neither; AUROC is the slow one)."""
-    meta = json.loads((run / "config.json").read_text())
+    ``full=False`` leaves out AUROC, MCC and the per-class intervals (the table needs none; AUROC is slow)."""
+    meta = read_json(run / "config.json")
     names, groups = meta["class_names"], meta["groups"]
     c = len(names)
     bt = read_predictions(run / "predictions" / "balanced-test.parquet")
@@ -36,30 +37,41 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
                                          bt.predicted, **bt_kw) for g in ("head", "medium", "tail", "avg")},
            "test": {"mf1": _with_ci(lambda y, p: m.macro_f1(y, p, c), test.labels, test.predicted, **t_kw),
                     "bacc": _with_ci(lambda y, p: m.balanced_accuracy(y, p, c), test.labels, test.predicted, **t_kw)}}
-    if ranking:
+    per_class = m.per_class_accuracy(bt.labels, bt.predicted, c)
+    out["balanced_test"]["per_class"] = dict(zip(names, per_class.tolist()))
+    if full:
         out["test"]["auroc"] = _with_ci(lambda y, s: m.macro_auroc(y, s), test.labels, softmax(test.logits), **t_kw)
         out["test"]["mcc"] = _with_ci(lambda y, p: m.mcc(y, p, c), test.labels, test.predicted, **t_kw)
-    out["balanced_test"]["per_class"] = dict(zip(names, m.per_class_accuracy(bt.labels, bt.predicted, c).tolist()))
+        _, low, high = m.bootstrap_ci(lambda y, p: m.per_class_accuracy(y, p, c), bt.labels, bt.predicted, **bt_kw)
+        out["balanced_test"]["per_class_ci95"] = dict(zip(names, np.c_[low, high].tolist()))
     out["groups"] = dict(zip(names, groups))
-    out["bootstrap"] = {"resamples": n_boot, "seed": seed, "unit": "patient" if by_patient else "image"}
+    out["images"] = {"balanced_test": len(bt.labels), "test": len(test.labels),
+                     "balanced_test_per_class": dict(zip(names, np.bincount(bt.labels, minlength=c).tolist()))}
+    out["bootstrap"] = {"resamples": n_boot, "seed": seed, "unit": "patient" if by_patient else "image",
+                        "interval": "95% percentile"}
     out["method"] = meta["config"]["method"]
+    out["dataset"], out["model"], out["seed"] = meta["dataset"], meta["config"]["model"], meta["config"]["seed"]
+    out["synthetic"] = is_synthetic(run)
     return out
 
 
-def per_class_table(run: Path) -> pd.DataFrame:
-    meta = json.loads((run / "config.json").read_text())
+def per_class_table(run: Path, s: dict) -> pd.DataFrame:
+    """One row per class: balanced-test accuracy (recall) with its interval, test F1 and AUROC."""
+    meta = read_json(run / "config.json")
     names, c = meta["class_names"], len(meta["class_names"])
-    bt = read_predictions(run / "predictions" / "balanced-test.parquet")
     test = read_predictions(run / "predictions" / "test.parquet")
     cm = m.confusion_matrix(test.labels, test.predicted, c)
     tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
     f1 = np.divide(2 * tp, support + predicted, out=np.full(c, np.nan), where=(support + predicted) > 0)
     probs = softmax(test.logits)
+    bt = s["balanced_test"]
     return pd.DataFrame({
         "class": names, "group": meta["groups"], "train_images": meta["train_counts"],
-        "balanced_test_support": np.bincount(bt.labels, minlength=c),
-        "balanced_test_accuracy": m.per_class_accuracy(bt.labels, bt.predicted, c),
-        "test_support": support, "test_f1": f1,
+        "balanced_test_images": [s["images"]["balanced_test_per_class"][k] for k in names],
+        "balanced_test_recall": [bt["per_class"][k] for k in names],
+        "recall_lo": [bt["per_class_ci95"][k][0] for k in names],
+        "recall_hi": [bt["per_class_ci95"][k][1] for k in names],
+        "test_images": support, "test_f1": f1,
         "test_auroc": [m.binary_auroc(test.labels == k, probs[:, k]) for k in range(c)]})
 
 
@@ -75,41 +87,63 @@ def _fmt(entry: dict) -> str:
     return f"{entry['value']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def title(s: dict, run: Path) -> str:
+    """'ce on nih-cxr-lt, model tiny, seed 0 (run ce)', marked when the pixels are synthetic."""
+    meta = {"dataset": s["dataset"], "config": {"model": s["model"], "seed": s["seed"]}}
+    return f"{s['method']} on {describe([meta])} (run {run.name})" + (f" - {SYNTHETIC}" if s["synthetic"] else "")
+
+
+def bootstrap_note(b: dict) -> str:
+    return (f"Brackets: {b['interval']} bootstrap interval, {b['resamples']} resamples of "
+            f"{b['unit']}s (seed {b['seed']}).")
+
+
 def markdown(run: Path, s: dict, per_class: pd.DataFrame, has_curves: bool) -> str:
-    bt, t = s["balanced_test"], s["test"]
-    lines = [f"# Report: {s['method']} ({run.name})", "",
-             f"95% intervals: percentile bootstrap, {s['bootstrap']['resamples']} resamples of "
-             f"{s['bootstrap']['unit']}s, seed {s['bootstrap']['seed']}.", "",
-             "| balanced-test Head | Medium | Tail | Avg | test mF1 | bAcc | AUROC | MCC |",
+    bt, t, n = s["balanced_test"], s["test"], s["images"]
+    lines = [f"# Report: {title(s, run)}", "",
+             "| balanced-test: Head | Medium | Tail | Avg | test: mF1 | bAcc | AUROC | MCC |",
              "|---|---|---|---|---|---|---|---|",
              "| " + " | ".join(_fmt(bt[g]) for g in ("head", "medium", "tail", "avg")) + " | "
              + " | ".join(_fmt(t[k]) for k in ("mf1", "bacc", "auroc", "mcc")) + " |", "",
-             "## Per class", "", markdown_table(per_class), "", "## Figures", ""]
+             f"Head, Medium, Tail: mean per-class accuracy (recall) of the group's classes on balanced-test "
+             f"({n['balanced_test']} images); Avg: the mean of the three. mF1 (macro F1), bAcc (balanced "
+             f"accuracy), AUROC (macro one-vs-rest) and MCC: on test ({n['test']} images). "
+             + bootstrap_note(s["bootstrap"]), "",
+             "## Per class", "",
+             "Recall (accuracy of the class) on balanced-test with its 95% interval; F1 and AUROC on test.", "",
+             markdown_table(per_class), "", "## Figures", ""]
     if has_curves:
         lines.append("![training curves](training_curves.png)")
-    lines += ["![confusion matrix](confusion_balanced_test.png)", "![per-class accuracy](per_class_accuracy.png)"]
+    lines += ["![confusion matrix](confusion_balanced_test.png)", "![per-class recall](per_class_accuracy.png)"]
     return "\n".join(lines) + "\n"
 
 
+def _figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> bool:
+    """The report's figures; returns whether the run has training curves."""
+    meta = read_json(run / "config.json")
+    heading = title(s, run)
+    has_curves = (run / "metrics.csv").exists() and len(pd.read_csv(run / "metrics.csv")) > 0
+    if has_curves:
+        figures.save(figures.training_curves(pd.read_csv(run / "metrics.csv"), best_epoch, meta["method"]["loss"],
+                                             heading), out / "training_curves.png")
+    bt = read_predictions(run / "predictions" / "balanced-test.parquet")
+    cm = m.confusion_matrix(bt.labels, bt.predicted, len(meta["class_names"]))
+    figures.save(figures.confusion(cm, meta["class_names"], f"{heading}\nbalanced-test"),
+                 out / "confusion_balanced_test.png")
+    figures.save(figures.per_class_bars(s["balanced_test"], s["images"]["balanced_test_per_class"], s["groups"],
+                                        f"{heading}\n{bootstrap_note(s['bootstrap'])}"), out / "per_class_accuracy.png")
+    return has_curves
+
+
 def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> Path:
-    run = Path(run)
-    if not (run / "summary.json").exists():
-        raise FileNotFoundError(f"{run}: no summary.json; the run has not finished (rerun its fit command)")
+    run = finished(run)
+    logged = read_json(run / "summary.json")
     out = run / "report"
     out.mkdir(exist_ok=True)
     s = numbers(run, n_boot, seed, by_patient)
     (out / "summary.json").write_text(json.dumps(s, indent=1))
-    per_class = per_class_table(run)
+    per_class = per_class_table(run, s)
     per_class.to_csv(out / "per_class.csv", index=False)
-    has_curves = (run / "metrics.csv").exists() and len(pd.read_csv(run / "metrics.csv")) > 0
-    if has_curves:
-        figures.training_curves(pd.read_csv(run / "metrics.csv"), out / "training_curves.png")
-    meta = json.loads((run / "config.json").read_text())
-    bt = read_predictions(run / "predictions" / "balanced-test.parquet")
-    cm = m.confusion_matrix(bt.labels, bt.predicted, len(meta["class_names"]))
-    figures.confusion(cm, meta["class_names"], out / "confusion_balanced_test.png",
-                      f"{s['method']}: balanced-test, row-normalised")
-    figures.per_class_bars(s["balanced_test"]["per_class"], s["groups"], out / "per_class_accuracy.png",
-                           f"{s['method']}: balanced-test accuracy per class")
+    has_curves = _figures(run, out, s, logged.get("best_epoch"))
     (out / "report.md").write_text(markdown(run, s, per_class, has_curves))
     return out

@@ -1,27 +1,33 @@
-"""The paper's Table 1 for any set of runs: Markdown, LaTeX and CSV.
+"""The paper's Table 1 for any set of runs: Markdown, LaTeX and CSV, with a title and notes.
 
-One row per method, in the paper's order (others after it): Head, Medium, Tail and Avg accuracy on balanced-test; mF1
-and bAcc on test. Several seeds: mean +- standard deviation; one seed: the
-bootstrap 95% interval of each number. Per column the best is bold and the
-second best underlined (ties share the mark). The published bAcc of the method
-and the difference sit beside ours.
+One row per method, in the paper's order (others after it): Head, Medium, Tail and Avg accuracy on
+balanced-test; mF1 and bAcc on test. Several seeds: mean +- standard deviation; one seed: the
+bootstrap 95% interval of each number. Per column the best point estimate is bold and the second
+best underlined (ties share the mark). On real images the published bAcc of the method and the
+difference sit beside ours; runs on synthetic pixels are marked as such and never compared.
 """
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from shards.errors import UsageError
+
+from .predictions import count_predictions
 from .published import PUBLISHED_BACC
+from .runs import SYNTHETIC, describe, is_synthetic, read_json
 
 COLUMNS = [("head", "Head"), ("medium", "Medium"), ("tail", "Tail"), ("avg", "Avg"), ("mf1", "mF1"),
            ("bacc", "bAcc")]
+PUBLISHED_SOURCE = "Holste et al. 2022 (arXiv 2208.13365), Table 1, ResNet-50 pretrained on ImageNet"
 
 
 def find_runs(paths) -> list[Path]:
     """Run dirs (with summary.json) among the given run dirs and suite dirs."""
     runs = []
     for p in map(Path, paths):
+        if not p.exists():
+            raise UsageError(f"{p} does not exist; give run dirs or suite dirs (the --out of train fit or suite)")
         if (p / "summary.json").exists():
             runs.append(p)
         else:
@@ -35,42 +41,77 @@ def _numbers(summary: dict) -> dict:
             "mf1": test["mf1"], "bacc": test["bacc"]}
 
 
-def _intervals(run: Path, n_boot: int, seed: int) -> dict:
+def _intervals(run: Path, n_boot: int, seed: int, by_patient: bool) -> dict:
     """(low, high) of each column, from the run's report numbers."""
     from .report import numbers
 
-    n = numbers(run, n_boot, seed, ranking=False)
+    n = numbers(run, n_boot, seed, by_patient, full=False)
     merged = {**n["balanced_test"], **n["test"]}
     return {key: tuple(merged[key]["ci95"]) for key, _ in COLUMNS}
 
 
-def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per method: mean, spread (std or interval) and seeds of each column, plus the published bAcc."""
-    rows = []
+def _spread(items: list, n_boot: int, seed: int, by_patient: bool) -> dict:
+    """The row's numbers and spread: sd over seeds, or the bootstrap interval of its one run where it has
+    predictions."""
+    values = pd.DataFrame([_numbers(summary) for _, summary, _ in items])
+    if len(items) > 1:
+        row = {"spread": f"sd over {len(items)} seeds"}
+        for key, _ in COLUMNS:
+            row[key], row[f"{key}_sd"] = values[key].mean(), values[key].std(ddof=1)
+        return row
+    run = items[0][0]
+    row = {key: values[key].iloc[0] for key, _ in COLUMNS}
+    if not (run / "predictions").exists():
+        return {"spread": "none (no predictions saved)", **row}
+    ci = _intervals(run, n_boot, seed, by_patient)
+    for key, _ in COLUMNS:
+        row[f"{key}_lo"], row[f"{key}_hi"] = ci[key]
+    unit = "patients" if by_patient else "images"
+    return {"spread": f"95% percentile bootstrap, {n_boot} resamples of {unit} (seed {seed})", **row}
+
+
+def _images(run: Path) -> dict:
+    preds = run / "predictions"
+    if not preds.exists():
+        return {"balanced_test_images": np.nan, "test_images": np.nan}
+    return {"balanced_test_images": count_predictions(preds / "balanced-test.parquet"),
+            "test_images": count_predictions(preds / "test.parquet")}
+
+
+def _check_one_kind(synthetic: dict[Path, bool]) -> bool:
+    """Whether the runs are on synthetic pixels; a table mixing them with real images is refused."""
+    kinds = set(synthetic.values())
+    if len(kinds) > 1:
+        fake = ", ".join(str(r) for r, s in synthetic.items() if s)
+        raise UsageError(f"the runs mix synthetic pixels ({fake}) with real images; make one table of each")
+    return kinds == {True}
+
+
+def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> pd.DataFrame:
+    """One row per method: mean, spread (std or interval) and seeds of each column, plus the published bAcc
+    on real images. ``attrs`` holds the title and whether the pixels are synthetic."""
     by_method: dict[str, list] = {}
     for run in runs:
-        summary = json.loads((run / "summary.json").read_text())
-        by_method.setdefault(summary["method"], []).append((run, summary))
+        summary, meta = read_json(run / "summary.json"), read_json(run / "config.json")
+        by_method.setdefault(summary["method"], []).append((run, summary, meta))
+    synthetic = _check_one_kind({run: is_synthetic(run) for run in runs})
+    rows = []
     for method, items in by_method.items():
-        values = pd.DataFrame([_numbers(s) for _, s in items])
-        row = {"method": method, "seeds": len(items)}
-        if len(items) > 1:
-            for key, _ in COLUMNS:
-                row[key], row[f"{key}_sd"] = values[key].mean(), values[key].std(ddof=1)
-        else:
-            run, summary = items[0]
-            ci = _intervals(run, n_boot, seed) if (run / "predictions").exists() else {}
-            for key, _ in COLUMNS:
-                row[key] = values[key].iloc[0]
-                row[f"{key}_lo"], row[f"{key}_hi"] = ci.get(key, (np.nan, np.nan))
-        dataset = json.loads((run / "config.json").read_text())["dataset"]
-        row["published_bacc"] = PUBLISHED_BACC.get(dataset, {}).get(method, np.nan)
-        row["delta_bacc"] = row["bacc"] - row["published_bacc"]
+        run, _, meta = items[0]
+        row = {"method": method, "seeds": len(items), **_spread(items, n_boot, seed, by_patient), **_images(run),
+               "dataset": meta["dataset"], "model": meta["config"].get("model", "?"), "synthetic": synthetic}
+        if not synthetic:
+            row["published_bacc"] = PUBLISHED_BACC.get(meta["dataset"], {}).get(method, np.nan)
+            row["delta_bacc"] = row["bacc"] - row["published_bacc"]
         rows.append(row)
     paper_order = list(PUBLISHED_BACC["nih-cxr-lt"])
     rows.sort(key=lambda r: (paper_order.index(r["method"]) if r["method"] in paper_order else len(paper_order),
                              r["method"]))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    metas = [meta for items in by_method.values() for _, _, meta in items]
+    table.attrs["title"] = f"Long-tailed methods on {describe(metas)}" + (f" - {SYNTHETIC}" if synthetic else "")
+    table.attrs["synthetic"] = synthetic
+    return table
 
 
 def ranks(values: pd.Series) -> pd.Series:
@@ -91,37 +132,84 @@ def _cell(row, key: str) -> str:
     return f"{v:.3f}"
 
 
+def _images_text(values: pd.Series) -> str:
+    known = sorted({int(v) for v in values.dropna()})
+    return f" ({', '.join(map(str, known))} images)" if known else ""
+
+
+def notes(table: pd.DataFrame) -> list[str]:
+    """What each column is measured on, what the brackets are, how the marks are set, where the paper's
+    numbers come from."""
+    out = [f"Head, Medium, Tail: mean per-class accuracy of the group's classes on balanced-test"
+           f"{_images_text(table['balanced_test_images'])}; Avg: the mean of the three. mF1 (macro F1) and "
+           f"bAcc (balanced accuracy): on test{_images_text(table['test_images'])}."]
+    out += [f"{'±' if s.startswith('sd') else '[low, high]'}: {s}." for s in table["spread"].unique()
+            if not s.startswith("none")]
+    out.append("Bold: best, underlined: second best in each column, by point estimate (ties share the mark; "
+               "the intervals may overlap).")
+    if table.attrs.get("synthetic"):
+        out.append("Trained and tested on synthetic pixels: no comparison with published results.")
+    else:
+        out.append(f"bAcc (paper): {PUBLISHED_SOURCE}; Δ bAcc: ours minus the paper's.")
+    return out
+
+
+def _tex(text: str) -> str:
+    for plain, tex in (("%", r"\%"), ("_", r"\_"), ("&", r"\&"), ("#", r"\#"), ("±", r"$\pm$"),
+                       ("Δ", r"$\Delta$")):
+        text = text.replace(plain, tex)
+    return text
+
+
+def _marked(text: str, rank: int, bold: str, under: str) -> str:
+    return bold.format(text) if rank == 1 else under.format(text) if rank == 2 else text
+
+
 def render(table: pd.DataFrame) -> dict[str, str]:
     """{'md': ..., 'tex': ..., 'csv': ...}"""
+    compare = not table.attrs.get("synthetic") and "published_bacc" in table
+    extra = ["bAcc (paper)", "Δ bAcc"] if compare else []
     marks = {key: ranks(table[key]) for key, _ in COLUMNS}
-    md = ["| Method | " + " | ".join(h for _, h in COLUMNS) + " | bAcc (paper) | Δ bAcc |",
-          "|---|" + "---|" * (len(COLUMNS) + 2)]
-    tex = [r"\begin{tabular}{l" + "c" * (len(COLUMNS) + 2) + "}", r"\toprule",
-           "Method & " + " & ".join(h for _, h in COLUMNS) + r" & bAcc (paper) & $\Delta$ bAcc \\", r"\midrule"]
+    heads = [h for _, h in COLUMNS] + extra
+    md = [f"**{table.attrs.get('title', 'Long-tailed methods')}**", "",
+          "| Method | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    groups = r" & \multicolumn{4}{c}{balanced-test} & \multicolumn{2}{c}{test}"
+    tex = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(table.attrs.get('title', ''))}}}",
+           r"\begin{tabular}{l" + "c" * len(heads) + "}", r"\toprule",
+           groups + (r" & \multicolumn{2}{c}{published}" if compare else "") + r" \\",
+           r"\cmidrule(lr){2-5}\cmidrule(lr){6-7}", "Method & " + " & ".join(map(_tex, heads)) + r" \\",
+           r"\midrule"]
     for i, row in table.iterrows():
-        cells_md, cells_tex = [], []
-        for key, _ in COLUMNS:
-            text, rank = _cell(row, key), marks[key][i]
-            cells_md.append(f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
-            t = text.replace("±", r"$\pm$")
-            cells_tex.append(rf"\textbf{{{t}}}" if rank == 1 else rf"\underline{{{t}}}" if rank == 2 else t)
-        pub = "n/a" if pd.isna(row["published_bacc"]) else f"{row['published_bacc']:.3f}"
-        delta = "n/a" if pd.isna(row["delta_bacc"]) else f"{row['delta_bacc']:+.3f}"
-        md.append(f"| {row['method']} | " + " | ".join(cells_md) + f" | {pub} | {delta} |")
-        tex.append(f"{row['method']} & " + " & ".join(cells_tex) + f" & {pub} & {delta} \\\\")
-    tex += [r"\bottomrule", r"\end{tabular}"]
+        cells = [_cell(row, key) for key, _ in COLUMNS]
+        cells_md = [_marked(t, marks[key][i], "**{}**", "<u>{}</u>") for t, (key, _) in zip(cells, COLUMNS)]
+        cells_tex = [_marked(_tex(t), marks[key][i], r"\textbf{{{}}}", r"\underline{{{}}}")
+                     for t, (key, _) in zip(cells, COLUMNS)]
+        if compare:
+            pub = "n/a" if pd.isna(row["published_bacc"]) else f"{row['published_bacc']:.3f}"
+            delta = "n/a" if pd.isna(row["delta_bacc"]) else f"{row['delta_bacc']:+.3f}"
+            cells_md, cells_tex = cells_md + [pub, delta], cells_tex + [pub, delta]
+        md.append(f"| {row['method']} | " + " | ".join(cells_md) + " |")
+        tex.append(f"{row['method']} & " + " & ".join(cells_tex) + r" \\")
+    lines = notes(table)
+    md += [""] + lines
+    tex += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip\footnotesize " + _tex(" ".join(lines)),
+            r"\end{table}"]
     return {"md": "\n".join(md) + "\n", "tex": "\n".join(tex) + "\n", "csv": table.to_csv(index=False)}
 
 
-def write_table(paths, prefix: Path, n_boot: int = 1000) -> str:
+def write_table(paths, prefix: Path, n_boot: int = 1000, by_patient: bool = False) -> str:
     """PREFIX.md, .tex, .csv and the comparison figure PREFIX.png; returns the Markdown."""
-    from .figures import suite_comparison
+    from .figures import save, suite_comparison
 
-    table = collect(find_runs(paths), n_boot=n_boot)
+    runs = find_runs(paths)
+    if not runs:
+        raise UsageError(f"no finished runs (summary.json) in {', '.join(map(str, paths))}; "
+                         f"give run dirs or suite dirs whose runs have finished")
+    table = collect(runs, n_boot=n_boot, by_patient=by_patient)
     out = render(table)
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     for ext, text in out.items():
         prefix.with_name(f"{prefix.name}.{ext}").write_text(text)
-    suite_comparison(table, prefix.with_name(f"{prefix.name}.png"))
+    save(suite_comparison(table, table.attrs["title"]), prefix.with_name(f"{prefix.name}.png"))
     return out["md"]

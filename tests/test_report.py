@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from eval import metrics as m
 from eval.predictions import read_predictions
 from eval.report import report
 from eval.summary import softmax
+from shards.errors import UsageError
 from train.fit import fit
 
 from conftest import tiny_fit
@@ -28,16 +30,18 @@ def test_report_numbers_equal_the_metrics_on_the_saved_predictions_and_the_logge
         assert s["balanced_test"][g]["value"] == pytest.approx(groups[g], nan_ok=True)
     for section in ("balanced_test", "test"):
         for key, entry in s[section].items():
-            if key != "per_class" and np.isfinite(entry["value"]):
+            if not key.startswith("per_class") and np.isfinite(entry["value"]):
                 lo, hi = entry["ci95"]
                 assert lo <= entry["value"] <= hi, (section, key)
+    for name, (lo, hi) in s["balanced_test"]["per_class_ci95"].items():
+        assert lo <= s["balanced_test"]["per_class"][name] <= hi, name
     assert s["groups"] == logged["groups"]
 
 
 def test_report_writes_readable_tables_and_non_empty_figures(stage1_run):
     out = report(stage1_run, n_boot=50)
     text = (out / "report.md").read_text()
-    assert "| balanced-test Head |" in text and "| No Finding | head |" in text
+    assert "| balanced-test: Head |" in text and "| No Finding | head |" in text
     for png in ("training_curves.png", "confusion_balanced_test.png", "per_class_accuracy.png"):
         data = (out / png).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000
@@ -57,5 +61,50 @@ def test_a_run_without_training_history_still_reports(stage1_run, shards_dir, tm
 
 
 def test_report_of_an_unfinished_run_says_so(tmp_path):
-    with pytest.raises(FileNotFoundError, match="has not finished"):
+    with pytest.raises(UsageError, match="has not finished"):
         report(tmp_path)
+
+
+def test_report_of_a_path_that_does_not_exist_says_so(tmp_path):
+    with pytest.raises(UsageError, match="nope does not exist"):
+        report(tmp_path / "nope")
+
+
+@pytest.fixture
+def run_copy(stage1_run, tmp_path):
+    """A writable copy of the finished ce run."""
+    return shutil.copytree(stage1_run, tmp_path / "ce")
+
+
+def _set_synthetic(run, value: bool):
+    meta = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**meta, "synthetic": value}))
+
+
+@pytest.mark.parametrize("synthetic", [True, False])
+def test_a_report_on_synthetic_pixels_says_so_in_its_title_and_a_real_one_does_not(run_copy, synthetic):
+    _set_synthetic(run_copy, synthetic)
+    out = report(run_copy, n_boot=20)
+    title = (out / "report.md").read_text().splitlines()[0]
+    assert title.startswith("# Report: ce on nih-cxr-lt, model tiny, seed 0 (run ce)")
+    assert ("SYNTHETIC pixels, not comparable with published results" in title) == synthetic
+    assert json.loads((out / "summary.json").read_text())["synthetic"] == synthetic
+
+
+def test_the_report_says_what_each_column_is_measured_on_and_what_the_brackets_are(stage1_run):
+    out = report(stage1_run, n_boot=30, seed=4, by_patient=True)
+    text = (out / "report.md").read_text()
+    n_bt = len(read_predictions(stage1_run / "predictions" / "balanced-test.parquet").labels)
+    n_test = len(read_predictions(stage1_run / "predictions" / "test.parquet").labels)
+    assert f"on balanced-test ({n_bt} images); Avg: the mean of the three" in text
+    assert f"AUROC (macro one-vs-rest) and MCC: on test ({n_test} images)" in text
+    assert "Brackets: 95% percentile bootstrap interval, 30 resamples of patients (seed 4)." in text
+
+
+@pytest.mark.parametrize("name", ["summary.json", "config.json", "predictions/test.parquet",
+                                  "predictions/balanced-test.parquet"])
+def test_a_damaged_file_of_the_run_is_one_usage_error_naming_it(run_copy, name):
+    path = run_copy / name
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(UsageError, match=f"{path} is damaged"):
+        report(run_copy, n_boot=5)

@@ -2,19 +2,31 @@ import json
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
 import pandas as pd
+import pytest
 
-from eval.table import collect, ranks, render
+from eval.figures import suite_comparison
+from eval.runs import is_synthetic
+from eval.table import collect, ranks, render, write_table
+from shards.errors import UsageError
 
 
-def fake_run(root, name, method, seed, bacc, head=0.5):
+def fake_run(root, name, method, seed, bacc, head=0.5, **meta):
     run = root / name
     run.mkdir(parents=True)
     summary = {"method": method, "balanced_test": {"head": head, "medium": 0.2, "tail": 0.1, "avg": 0.3},
                "test": {"mf1": 0.2, "bacc": bacc}, "groups": {}}
     (run / "summary.json").write_text(json.dumps(summary))
-    (run / "config.json").write_text(json.dumps({"dataset": "nih-cxr-lt", "config": {"seed": seed}}))
+    (run / "config.json").write_text(json.dumps({"dataset": "nih-cxr-lt", "config": {"seed": seed, "model": "tiny"},
+                                                 **meta}))
     return run
+
+
+def md_rows(md: str) -> dict:
+    """{method: [cells]} of a Markdown table's body."""
+    lines = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
+    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in lines}
 
 
 def test_ranks_mark_best_and_second_with_ties_sharing():
@@ -24,8 +36,7 @@ def test_ranks_mark_best_and_second_with_ties_sharing():
 def test_bold_and_underline_land_on_the_right_cells_ties_included(tmp_path):
     runs = [fake_run(tmp_path, "a", "ce", 0, 0.10, head=0.6), fake_run(tmp_path, "b", "rw-ce", 0, 0.30, head=0.6),
             fake_run(tmp_path, "c", "crt", 0, 0.25, head=0.4)]
-    md = render(collect(runs))["md"].splitlines()
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in md[2:]}
+    rows = md_rows(render(collect(runs))["md"])
     assert rows["rw-ce"][5] == "**0.300**" and rows["crt"][5] == "<u>0.250</u>" and rows["ce"][5] == "0.100"
     assert rows["ce"][0] == rows["rw-ce"][0] == "**0.600**" and rows["crt"][0] == "<u>0.400</u>"
     tex = render(collect(runs))["tex"]
@@ -49,3 +60,89 @@ def test_table_command_writes_every_format_and_the_comparison_figure(stage1_run,
         assert (tmp_path / f"t.{ext}").stat().st_size > 0
     assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
     assert "| ce |" in r.stdout and "[" in r.stdout  # one seed: a bootstrap interval
+
+
+def test_a_synthetic_run_is_marked_in_every_format_and_never_set_beside_the_paper(tmp_path):
+    runs = [fake_run(tmp_path, f"s{i}", "rw-ce", i, b, synthetic=True) for i, b in enumerate((0.2, 0.3))]
+    table = collect(runs)
+    out = render(table)
+    assert "published_bacc" not in table and "delta_bacc" not in table and table["synthetic"].all()
+    assert "SYNTHETIC pixels" in out["md"].splitlines()[0] and "SYNTHETIC pixels" in out["tex"]
+    for text in (out["md"], out["tex"], out["csv"]):
+        assert "paper" not in text.replace("paper's", "") and "0.260" not in text and "Δ" not in text
+    assert md_rows(out["md"])["rw-ce"][5] == "**0.250 ± 0.071**"
+
+
+def test_a_run_without_the_synthetic_key_reads_it_from_its_shards_manifest_else_counts_as_real(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    old = fake_run(tmp_path, "old", "ce", 0, 0.2, config={"seed": 0, "shards": str(shards)})
+    assert not is_synthetic(old)  # no manifest there any more
+    (shards / "manifest.json").write_text(json.dumps({"dataset": "nih-cxr-lt", "synthetic": True}))
+    assert is_synthetic(old)
+    assert not is_synthetic(fake_run(tmp_path, "new", "ce", 0, 0.2, synthetic=False,
+                                     config={"seed": 0, "shards": str(shards)}))
+
+
+def test_a_table_mixing_synthetic_and_real_runs_is_refused(tmp_path):
+    runs = [fake_run(tmp_path, "a", "ce", 0, 0.1, synthetic=True), fake_run(tmp_path, "b", "rw-ce", 0, 0.3)]
+    with pytest.raises(UsageError, match="mix synthetic pixels"):
+        collect(runs)
+
+
+def test_the_notes_say_what_each_column_is_measured_on_what_the_spread_is_and_how_cells_are_marked(tmp_path):
+    runs = [fake_run(tmp_path, f"s{i}", "rw-ce", i, b) for i, b in enumerate((0.2, 0.3, 0.4))]
+    md = render(collect(runs))["md"]
+    notes = md.split("\n\n")[-1]
+    assert "Head, Medium, Tail: mean per-class accuracy of the group's classes on balanced-test" in notes
+    assert "mF1 (macro F1) and bAcc (balanced accuracy): on test" in notes
+    assert "±: sd over 3 seeds." in notes and "by point estimate" in notes
+    assert "bAcc (paper): Holste et al. 2022 (arXiv 2208.13365)" in notes
+    assert md.splitlines()[0] == "**Long-tailed methods on nih-cxr-lt, model tiny, seeds 0, 1, 2**"
+
+
+@pytest.mark.parametrize("name", ["summary.json", "config.json"])
+def test_a_damaged_json_file_of_a_run_is_one_usage_error_naming_it(tmp_path, name):
+    run = fake_run(tmp_path, "a", "ce", 0, 0.1)
+    (run / name).write_text('{"method": "ce", "bala')
+    with pytest.raises(UsageError, match=f"{run / name} is damaged"):
+        write_table([run], tmp_path / "t")
+
+
+def test_a_table_of_a_path_that_does_not_exist_says_so(tmp_path):
+    with pytest.raises(UsageError, match="nope does not exist"):
+        write_table([tmp_path / "nope"], tmp_path / "t")
+    with pytest.raises(UsageError, match="no finished runs"):
+        write_table([tmp_path], tmp_path / "t")
+
+
+def _legend_outside_every_axes(fig) -> bool:
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    boxes = [legend.get_window_extent(renderer) for legend in legends]
+    return bool(boxes) and not any(b.overlaps(ax.get_window_extent(renderer)) for b in boxes for ax in fig.axes)
+
+
+def test_the_comparison_figure_labels_its_error_bars_and_draws_the_paper_as_markers_outside_the_legend(tmp_path):
+    runs = [fake_run(tmp_path, f"s{i}", "rw-ce", i, b) for i, b in enumerate((0.2, 0.3, 0.4))]
+    runs.append(fake_run(tmp_path, "c", "ce", 0, 0.1))
+    table = collect(runs)
+    fig = suite_comparison(table, table.attrs["title"])
+    ax1, ax2 = fig.axes
+    assert fig._suptitle.get_text() == "Long-tailed methods on nih-cxr-lt, model tiny, seeds 0, 1, 2"
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "error bar: ± sd over seeds" in labels and any(label.startswith("published (Holste") for label in labels)
+    published = [c for c in ax1.collections if c.get_offsets().shape == (2, 2)]
+    assert published and sorted(published[0].get_offsets()[:, 1].tolist()) == [0.115, 0.260]
+    assert ax1.get_ylabel() == "balanced accuracy on test (bAcc)" and "balanced-test" in ax2.get_ylabel()
+    assert _legend_outside_every_axes(fig)
+    plt.close(fig)
+
+
+def test_the_comparison_figure_of_synthetic_runs_says_so_and_draws_no_published_value(tmp_path):
+    table = collect([fake_run(tmp_path, "a", "ce", 0, 0.1, synthetic=True)])
+    fig = suite_comparison(table, table.attrs["title"])
+    assert "SYNTHETIC" in fig._suptitle.get_text()
+    assert not fig.axes[0].collections or all("published" not in t.get_text() for t in fig.legends[0].get_texts())
+    plt.close(fig)

@@ -1,0 +1,59 @@
+"""A finished run dir as eval reads it: its JSON files, whether its pixels are synthetic, its title.
+
+A damaged file is the user's to fix, so reading one raises a one-line UsageError naming it.
+"""
+import json
+from pathlib import Path
+
+from shards.errors import UsageError
+from shards.format import MANIFEST_FILE
+
+SYNTHETIC = "SYNTHETIC pixels, not comparable with published results"
+
+
+def read_json(path: Path) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing; rerun the fit command of {path.parent} "
+                         f"(it resumes and rewrites the run's files)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path} is damaged (not JSON: {e}); rerun the fit command into a new --out") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is damaged (not a JSON object); rerun the fit command into a new --out")
+    return data
+
+
+def finished(run: Path) -> Path:
+    """``run`` itself; a path that does not exist or a run without summary.json is refused."""
+    run = Path(run)
+    if not run.exists():
+        raise UsageError(f"{run} does not exist; give a run dir (the --out of train fit)")
+    if not (run / "summary.json").exists():
+        raise UsageError(f"{run}: no summary.json; the run has not finished (rerun its fit command)")
+    return run
+
+
+def is_synthetic(run: Path) -> bool:
+    """Whether the run trained on synthetic pixels.
+
+    config.json says so in runs written since the shards' manifest records it; older runs fall back to
+    the manifest of their shards dir where it still exists, and count as real images otherwise."""
+    meta = read_json(Path(run) / "config.json")
+    if "synthetic" in meta:
+        return bool(meta["synthetic"])
+    shards = meta.get("config", {}).get("shards")
+    if shards and (Path(shards) / MANIFEST_FILE).exists():
+        return bool(read_json(Path(shards) / MANIFEST_FILE).get("synthetic", False))
+    return False
+
+
+def describe(metas: list[dict]) -> str:
+    """'nih-cxr-lt, model tiny, seeds 0, 1' from the config.json of each run, for titles."""
+    def values(get) -> str:
+        return ", ".join(map(str, sorted({get(m) for m in metas}, key=str)))
+
+    seeds = values(lambda m: m["config"].get("seed", "?"))
+    return (f"{values(lambda m: m.get('dataset', '?'))}, model {values(lambda m: m['config'].get('model', '?'))}, "
+            f"seed{'s' if ',' in seeds else ''} {seeds}")
