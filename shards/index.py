@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import commit, tmp_path
+from .errors import UsageError
 from .format import FORMAT_VERSION
 
 META_KEY = b"cxr_lt"
@@ -34,13 +35,17 @@ def write_index(rows: pd.DataFrame, path: Path, dataset: str, class_names: list[
 
 
 def read_index(path: Path) -> tuple[pd.DataFrame, dict]:
-    table = pq.read_table(path)
+    rebuild = "rebuild the shards with `python -m ingest build-shards`"
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:  # missing, truncated or not parquet at all
+        raise UsageError(f"{path}: unreadable ({e}); {rebuild}") from e
     raw = (table.schema.metadata or {}).get(META_KEY)
     if raw is None:
-        raise ValueError(f"{path}: not a shards index (no {META_KEY.decode()} metadata)")
+        raise UsageError(f"{path}: not a shards index (no {META_KEY.decode()} metadata); {rebuild}")
     meta = json.loads(raw)
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}; "
+        raise UsageError(f"{path}: format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}; "
                          "rebuild the shards with `python -m ingest build-shards`")
     return table.to_pandas(), meta
 
