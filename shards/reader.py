@@ -4,7 +4,6 @@ The image bytes of a row sit at ``offset`` (``size`` bytes) in its ``shard``,
 so any image can be read without scanning a tar.
 """
 import io
-import json
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from PIL import Image
 from .errors import UsageError
 from .format import INDEX_FILE, MANIFEST_FILE, group_of
 from .index import class_counts, read_index
+from .manifest import check_index_hash, read_manifest
 
 VIEWS = ("train", "val", "test", "balanced-test")
 
@@ -89,6 +89,7 @@ def open_shards(root: Path) -> ShardSet:
     if not manifest_path.exists():
         raise NotAShardsDir(f"{root}: no {MANIFEST_FILE}, so no finished shards here; "
                             f"build them with `python -m ingest build-shards --out {root} ...` (it resumes)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(root)
+    check_index_hash(root, manifest)  # labels and splits are the ones built (cheap: one small file)
     index, _ = read_index(root / INDEX_FILE)
     return ShardSet(root, index, manifest)
