@@ -5,84 +5,140 @@ import os
 import sys
 from pathlib import Path
 
+from shards.errors import UsageError
 from shards.format import HEAD_ABOVE, TAIL_BELOW
-from shards.reader import NotAShardsDir, open_shards
+from shards.reader import open_shards
 
-from . import IngestError
 from .adapters import ADAPTERS
 from .bench import bench, table
 from .build import BuildOptions, build_shards
+from .images import MAX_PIXELS
 from .stats import describe
 from .synth import synth
 from .verify import verify
 
 
-def parse(argv):
+def int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
+        return value
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+def quality(text: str) -> int:
+    value = int_at_least(1)(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"{value}: JPEG quality goes from 1 to 100")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
+    return value
+
+
+def worker_counts(text: str) -> list[int]:
+    return [int_at_least(1)(w) for w in text.split(",")]
+
+
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every default shown; a required flag says so instead of "(default: None)"."""
+
+    def _get_help_string(self, action):
+        if action.required:
+            return f"{action.help} (required)"
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def _sub(sub, name: str, help: str):
+    return sub.add_parser(name, help=help, description=help, formatter_class=Help)
+
+
+def _images_and_labels(p, dataset_help: str) -> None:
+    p.add_argument("--images", type=Path, required=True, help="image root (searched recursively for NIH)")
+    p.add_argument("--labels", type=Path, required=True, help="folder with the dataset's label CSVs")
+    p.add_argument("--dataset", default="nih-cxr-lt", choices=list(ADAPTERS), help=dataset_help)
+    p.add_argument("--size", type=int_at_least(1), default=256, help="side of the square stored images, px")
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("synth", help="write a synthetic dataset in the exact NIH layout")
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--scale", type=float, default=1.0, help="fraction of every split to keep (default 1)")
-    s.add_argument("--image-size", type=int, default=1024)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=os.cpu_count())
-    b = sub.add_parser("build-shards", help="pack images + label files into resized shards")
-    b.add_argument("--images", type=Path, required=True, help="image root (searched recursively for NIH)")
-    b.add_argument("--labels", type=Path, required=True, help="folder with the dataset's label CSVs")
-    b.add_argument("--out", type=Path, required=True)
-    b.add_argument("--dataset", default="nih-cxr-lt", choices=list(ADAPTERS))
-    b.add_argument("--size", type=int, default=256)
-    b.add_argument("--format", default="jpeg", choices=["jpeg", "png"])
-    b.add_argument("--quality", type=int, default=95)
-    b.add_argument("--shard-size", type=int, default=1000)
+    s = _sub(sub, "synth", "write a synthetic dataset in the exact NIH layout")
+    s.add_argument("--out", type=Path, required=True, help="folder for images_NNN/ and labels/")
+    s.add_argument("--scale", type=fraction, default=1.0, help="fraction of every split to keep, in (0, 1]")
+    s.add_argument("--image-size", type=int_at_least(1), default=1024, help="side of the square PNGs, px")
+    s.add_argument("--seed", type=int, default=0, help="labels and pixels")
+    s.add_argument("--workers", type=int_at_least(0), default=os.cpu_count(), help="processes (0 or 1: none)")
+    b = _sub(sub, "build-shards", "pack images + label files into resized shards")
+    _images_and_labels(b, "which label files and classes")
+    b.add_argument("--out", type=Path, required=True, help="the shards dir (a rerun finishes an interrupted build)")
+    b.add_argument("--format", default="jpeg", choices=["jpeg", "png"], help="stored image encoding")
+    b.add_argument("--quality", type=quality, default=95, help="JPEG quality, 1-100")
+    b.add_argument("--shard-size", type=int_at_least(1), default=1000, help="images per shard")
     b.add_argument("--seed", type=int, default=0, help="pack-time shuffle")
-    b.add_argument("--workers", type=int, default=os.cpu_count())
+    b.add_argument("--workers", type=int_at_least(0), default=os.cpu_count(), help="processes (0 or 1: none)")
+    b.add_argument("--max-pixels", type=int_at_least(1), default=MAX_PIXELS,
+                   help="refuse source images with more pixels (checked before decoding)")
     b.add_argument("--skip-bad", action="store_true",
                    help="leave undecodable images out (listed in ingest_report.json)")
-    v = sub.add_parser("verify", help="re-hash a shards dir against its manifest and index")
-    v.add_argument("dir", type=Path)
-    st = sub.add_parser("stats", help="per-split, per-class counts and groups")
-    st.add_argument("dir", type=Path)
-    st.add_argument("--head-above", type=int, default=HEAD_ABOVE)
-    st.add_argument("--tail-below", type=int, default=TAIL_BELOW)
-    be = sub.add_parser("bench", help="build-shards images/s per core against the decode + resize floor")
-    be.add_argument("--images", type=Path, required=True)
-    be.add_argument("--labels", type=Path, required=True)
-    be.add_argument("--size", type=int, default=256)
-    be.add_argument("--workers", default="1,2", help="comma-separated worker counts to time")
-    be.add_argument("--floor-images", type=int, default=500)
-    be.add_argument("--dataset", default="nih-cxr-lt", choices=list(ADAPTERS))
-    return p.parse_args(argv)
+    v = _sub(sub, "verify", "re-hash a shards dir and check its labels, splits, counts and groups")
+    v.add_argument("dir", type=Path, help="the shards dir")
+    st = _sub(sub, "stats", "per-split, per-class counts and groups")
+    st.add_argument("dir", type=Path, help="the shards dir")
+    st.add_argument("--head-above", type=int_at_least(0), default=HEAD_ABOVE, help="head: more training images")
+    st.add_argument("--tail-below", type=int_at_least(0), default=TAIL_BELOW, help="tail: fewer training images")
+    be = _sub(sub, "bench", "build-shards images/s per core against the decode + resize floor")
+    _images_and_labels(be, "which label files")
+    be.add_argument("--workers", type=worker_counts, default="1,2", help="comma-separated worker counts to time")
+    be.add_argument("--floor-images", type=int_at_least(1), default=500, help="images timed for the floor")
+    return p
+
+
+def run(a) -> int:
+    if a.cmd == "synth":
+        info = synth(a.out, a.scale, a.image_size, a.seed, a.workers)
+        print(f"wrote {info['images']} images ({a.image_size} px) and labels to {a.out}: "
+              f"single-label {info['single_label']}, multi-label {info['multi_label']}")
+    elif a.cmd == "build-shards":
+        opts = BuildOptions(a.dataset, a.size, a.format, a.quality, a.shard_size, a.seed, a.workers, a.skip_bad,
+                            a.max_pixels)
+        m = build_shards(a.images, a.labels, a.out, opts)
+        print(f"{a.out}: {sum(s['samples'] for s in m['shards'])} images in {len(m['shards'])} shards "
+              f"({sum(s['bytes'] for s in m['shards']) / 1e6:.1f} MB), {m['skipped']} skipped"
+              + (", synthetic pixels" if m.get("synthetic") else ""))
+    elif a.cmd == "verify":
+        problems = verify(a.dir)
+        for line in problems:
+            print(f"PROBLEM {line}")
+        print(f"{a.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    elif a.cmd == "bench":
+        print(table(bench(a.images, a.labels, a.size, a.workers, a.floor_images, a.dataset)))
+    elif a.cmd == "stats":
+        print(describe(open_shards(a.dir), a.head_above, a.tail_below))
+    return 0
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    a = parse(argv)
+    a = parser().parse_args(argv)
     try:
-        if a.cmd == "synth":
-            info = synth(a.out, a.scale, a.image_size, a.seed, a.workers)
-            print(f"wrote {info['images']} images ({a.image_size} px) and labels to {a.out}: "
-                  f"single-label {info['single_label']}, multi-label {info['multi_label']}")
-        elif a.cmd == "build-shards":
-            opts = BuildOptions(a.dataset, a.size, a.format, a.quality, a.shard_size, a.seed, a.workers, a.skip_bad)
-            m = build_shards(a.images, a.labels, a.out, opts)
-            print(f"{a.out}: {sum(s['samples'] for s in m['shards'])} images in {len(m['shards'])} shards "
-                  f"({sum(s['bytes'] for s in m['shards']) / 1e6:.1f} MB), {m['skipped']} skipped")
-        elif a.cmd == "verify":
-            problems = verify(a.dir)
-            for line in problems:
-                print(f"PROBLEM {line}")
-            print(f"{a.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
-            return 1 if problems else 0
-        elif a.cmd == "bench":
-            rows = bench(a.images, a.labels, a.size, [int(w) for w in a.workers.split(",")], a.floor_images, a.dataset)
-            print(table(rows))
-        elif a.cmd == "stats":
-            print(describe(open_shards(a.dir), a.head_above, a.tail_below))
-    except (IngestError, NotAShardsDir) as e:
+        return run(a)
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

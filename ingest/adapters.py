@@ -145,11 +145,15 @@ def read_labels(adapter: Adapter, labels_dir: Path) -> tuple[pd.DataFrame, dict[
     if missing:
         raise IngestError(f"{labels_dir}: missing label file(s) {missing}; a {adapter.name} labels dir holds "
                           f"{list(adapter.files)}")
+    folders = [f for f in adapter.files if not (labels_dir / f).is_file()]
+    if folders:
+        raise IngestError(f"{labels_dir / folders[0]} is a folder, not a label file; put the CSV file itself there")
     parts, subsets, hashes = [], [], {}
     for name, (split, is_subset) in adapter.files.items():
         df = _read_file(adapter, labels_dir / name)
         hashes[name] = file_sha256(labels_dir / name)
         df["split"] = split
+        df["label_row"] = [f"{name}, row {r + 2}" for r in range(len(df))]
         (subsets if is_subset else parts).append((name, df))
     records = pd.concat([df for _, df in parts], ignore_index=True)
     seen = records["image_id"].duplicated(keep=False)
@@ -157,6 +161,8 @@ def read_labels(adapter: Adapter, labels_dir: Path) -> tuple[pd.DataFrame, dict[
         iid = records["image_id"][seen].iloc[0]
         files = [n for n, df in parts if iid in set(df["image_id"])]
         raise IngestError(f"id {iid!r} is in {files}: an image belongs to exactly one split; fix the label files")
+    records["key"] = [_key(i) for i in records["image_id"]]
+    _check_keys(records)
     _check_patients(records, parts)
     records["balanced_test"] = False
     for name, sub in subsets:
@@ -166,7 +172,6 @@ def read_labels(adapter: Adapter, labels_dir: Path) -> tuple[pd.DataFrame, dict[
             raise IngestError(f"{labels_dir / name}: {len(outside)} ids are not in the test file "
                               f"(first: {outside[0]}); balanced-test must be a subset of test")
         records.loc[in_test, "balanced_test"] = True
-    records["key"] = [_key(i) for i in records["image_id"]]
     return records, hashes
 
 
@@ -175,6 +180,17 @@ def _key(image_id: str) -> str:
         return key_for(image_id)
     except ValueError as e:
         raise IngestError(str(e)) from e
+
+
+def _check_keys(records: pd.DataFrame) -> None:
+    """Two ids with one key (x.png and x.jpg, or one name in two folders) would share one image in the shards."""
+    dup = records[records["key"].duplicated(keep=False)]
+    if len(dup):
+        key = dup["key"].iloc[0]
+        both = " and ".join(f"{r.image_id!r} ({r.label_row})" for r in dup[dup["key"] == key].itertuples())
+        raise IngestError(f"ids {both} both give the shard key {key!r} (the file name without its extension), so "
+                          f"they would share one image; keep one of them in the label files "
+                          f"({dup['key'].nunique()} such keys)")
 
 
 def _check_patients(records: pd.DataFrame, parts) -> None:

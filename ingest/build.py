@@ -7,10 +7,12 @@ under its final name only when complete (its record of members goes to
 finished shards. ``index.parquet`` and ``manifest.json`` are written last: a
 dir without a manifest is not a finished build.
 """
+import errno
 import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -19,14 +21,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shards.atomic import write_atomic
-from shards.format import FORMAT_VERSION, IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, SPLITS, shard_name
+from shards.atomic import remove_stale_tmp, write_atomic
+from shards.format import FORMAT_VERSION, IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, SPLITS, idx_name, shard_name
 from shards.index import class_counts, label_counts, write_index
+from shards.manifest import read_manifest
 from shards.progress import Progress
+from shards.writer import file_sha256
 
 from . import IngestError
 from .adapters import get_adapter, locate_images, read_labels
-from .images import BadImage, convert
+from .images import MAX_PIXELS, BadImage, convert
+from .synth import MARKER as SYNTH_MARKER
 
 log = logging.getLogger(__name__)
 STATE_DIR = ".build"
@@ -43,11 +48,12 @@ class BuildOptions:
     seed: int = 0
     workers: int = 1
     skip_bad: bool = False
+    max_pixels: int = MAX_PIXELS
 
     def params(self) -> dict:
-        """What fixes the output bytes (not --workers, not --skip-bad)."""
+        """What fixes the output bytes (not --workers, --skip-bad, --max-pixels: they only refuse or skip)."""
         p = asdict(self)
-        del p["workers"], p["skip_bad"]
+        del p["workers"], p["skip_bad"], p["max_pixels"]
         return {**p, "format_version": FORMAT_VERSION}
 
 
@@ -69,9 +75,9 @@ def plan_digest(plan: pd.DataFrame) -> str:
 
 
 def _convert_job(job):
-    path, size, fmt, quality = job
+    path, size, fmt, quality, max_pixels = job
     try:
-        return convert(path, size, fmt, quality), None
+        return convert(path, size, fmt, quality, max_pixels), None
     except BadImage as e:
         return None, str(e)
 
@@ -86,22 +92,51 @@ def _mapper(workers: int):
         yield lambda fn, jobs: pool.imap(fn, jobs, chunksize=4)
 
 
-def _check_disk(out: Path, n_images: int, opts: BuildOptions) -> None:
+def _space_needed(n_images: int, opts: BuildOptions) -> int:
     per_image = opts.size * opts.size * (0.6 if opts.format == "jpeg" else 1.1) + 3 * 512
-    need = int(n_images * per_image * 1.1) + (16 << 20)
-    free = shutil.disk_usage(out).free
+    return int(n_images * per_image * 1.1) + (16 << 20)
+
+
+def _check_disk(out: Path, n_images: int, opts: BuildOptions) -> None:
+    need, free = _space_needed(n_images, opts), shutil.disk_usage(out).free
     if free < need:
         raise IngestError(f"{out}: about {need / 1e9:.2f} GB needed for {n_images} images at {opts.size} px "
                           f"{opts.format}, {free / 1e9:.2f} GB free; free some space or choose an --out on a "
                           f"larger disk")
 
 
-def _start_state(out: Path, state: dict) -> Path:
+def _make_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise IngestError(f"--out {out} is a file; give a folder (a new one, or one build-shards is filling)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IngestError(f"--out {out}: cannot create it ({e.strerror}); choose a writable --out") from e
+    if not os.access(out, os.W_OK):
+        raise IngestError(f"--out {out} is not writable (a read-only file system, or no permission); "
+                          f"choose a writable --out")
+
+
+def _write_failed(e: OSError, out: Path, n_images: int, opts: BuildOptions) -> IngestError | None:
+    """The one-line error of a failed write that is the disk's fault, not the program's (None: a bug)."""
+    where = e.filename or out
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        need, free = _space_needed(n_images, opts), shutil.disk_usage(out).free
+        return IngestError(f"{where}: disk full ({e.strerror}); this build needs about {need / 1e9:.2f} GB for "
+                           f"{n_images} images, {free / 1e9:.2f} GB are free. Free some space and rerun the same "
+                           f"command (finished shards are kept), or use an --out on a larger disk")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return IngestError(f"{where}: cannot write ({e.strerror}); choose a writable --out")
+    return None
+
+
+def _start_state(out: Path, state: dict, shards: list[str]) -> Path:
     """.build/state.json holds what is being built; a rerun must ask for the same."""
     state_dir = out / STATE_DIR
     state_dir.mkdir(exist_ok=True)
-    for stale in out.glob(".*.tmp*"):
-        stale.unlink()
+    # what a killed build of these shards left; a user's own files stay
+    remove_stale_tmp(out, [*shards, *map(idx_name, shards), INDEX_FILE, MANIFEST_FILE, REPORT_FILE])
+    remove_stale_tmp(state_dir, ["state.json", *(f"{s}.json" for s in shards)])
     path = state_dir / "state.json"
     if path.exists() and json.loads(path.read_text()) != state:
         raise IngestError(f"{out} holds an unfinished build with other settings or label files; rerun it with "
@@ -114,7 +149,7 @@ def _write_shards(todo: pd.DataFrame, out: Path, state_dir: Path, opts: BuildOpt
     from shards.writer import ShardWriter
 
     ext = IMAGE_EXT[opts.format]
-    jobs = ((str(p), opts.size, opts.format, opts.quality) for p in todo["source"])
+    jobs = ((str(p), opts.size, opts.format, opts.quality, opts.max_pixels) for p in todo["source"])
     progress = Progress(len(todo), "build-shards")
     with _mapper(opts.workers) as mapper:
         results = mapper(_convert_job, jobs)
@@ -134,8 +169,10 @@ def _write_shards(todo: pd.DataFrame, out: Path, state_dir: Path, opts: BuildOpt
                     placed = writer.add(row.key, {ext: data, LABEL_EXT: str(row.label).encode()})
                     members.append([row.key, *placed[ext], hashlib.sha256(data).hexdigest()])
                 info = writer.finish()
-            except BaseException:
+            except BaseException as e:
                 writer.abort()
+                if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file
+                    e.filename = str(out / shard)
                 raise
             record = {"shard": info, "members": members, "bad": bad}
             write_atomic(state_dir / f"{shard}.json", json.dumps(record).encode())
@@ -147,7 +184,7 @@ def _finished(out: Path, state_dir: Path, shard: str) -> bool:
     return (out / shard).exists() and (state_dir / f"{shard}.json").exists()
 
 
-def _manifest(opts, adapter, index, shard_infos, bad, state) -> dict:
+def _manifest(opts, adapter, index, shard_infos, bad, state, **extra) -> dict:
     names = adapter.class_names
     views = {s: index[index["split"] == s] for s in SPLITS}
     views["balanced-test"] = index[index["balanced_test"]]
@@ -159,8 +196,26 @@ def _manifest(opts, adapter, index, shard_infos, bad, state) -> dict:
         "multi_label": not adapter.single_label,
         "image": {"size": opts.size, "format": opts.format, "quality": opts.quality, "ext": IMAGE_EXT[opts.format]},
         "images": {v: len(rows) for v, rows in views.items()},
-        "counts": counts, "skipped": len(bad), "shards": shard_infos, "build": state,
+        "counts": counts, "skipped": len(bad), "shards": shard_infos, "build": state, **extra,
     }
+
+
+def is_synthetic(images: Path) -> bool:
+    """Pixels from ``python -m ingest synth``: its marker sits in --images or up to two folders above it."""
+    images = Path(images).resolve()
+    return any((d / SYNTH_MARKER).is_file() for d in [images, *images.parents][:3])
+
+
+def _existing(out: Path, state: dict) -> dict | None:
+    """The manifest of a finished build of the same state; None when there is none yet."""
+    if not (out / MANIFEST_FILE).exists():
+        return None
+    manifest = read_manifest(out)
+    if manifest.get("build") == state:
+        log.info("%s is complete and up to date: nothing to do", out)
+        return manifest
+    raise IngestError(f"{out} already holds shards built with other settings or label files; "
+                      f"use a new --out or delete {out}")
 
 
 def build_shards(images: Path, labels: Path, out: Path, opts: BuildOptions) -> dict:
@@ -171,21 +226,28 @@ def build_shards(images: Path, labels: Path, out: Path, opts: BuildOptions) -> d
     plan = plan_shards(records, opts.shard_size, opts.seed)
     plan["source"] = locate_images(adapter, images, plan)
     state = {"params": opts.params(), "label_files": label_hashes, "plan": plan_digest(plan)}
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / MANIFEST_FILE).exists():
-        manifest = json.loads((out / MANIFEST_FILE).read_text())
-        if manifest.get("build") == state:
-            log.info("%s is complete and up to date: nothing to do", out)
-            return manifest
-        raise IngestError(f"{out} already holds shards built with other settings or label files; "
-                          f"use a new --out or delete {out}")
-    state_dir = _start_state(out, state)
-    shards = list(dict.fromkeys(plan["shard"]))
-    todo = plan[~plan["shard"].isin({s for s in shards if _finished(out, state_dir, s)})]
-    log.info("%d images in %d shards; %d shards to write", len(plan), len(shards), todo["shard"].nunique())
-    _check_disk(out, len(todo), opts)
-    _write_shards(todo, out, state_dir, opts)
+    _make_out(out)
+    if (manifest := _existing(out, state)) is not None:
+        return manifest
+    shards, todo = list(dict.fromkeys(plan["shard"])), plan
+    try:
+        state_dir = _start_state(out, state, shards)
+        todo = plan[~plan["shard"].isin({s for s in shards if _finished(out, state_dir, s)})]
+        log.info("%d images in %d shards; %d shards to write", len(plan), len(shards), todo["shard"].nunique())
+        _check_disk(out, len(todo), opts)
+        _write_shards(todo, out, state_dir, opts)
+        manifest = _finish(plan, shards, out, state_dir, adapter, opts, state, synthetic=is_synthetic(images))
+    except OSError as e:
+        refused = _write_failed(e, out, len(todo), opts)
+        if refused is None:
+            raise
+        raise refused from e
+    shutil.rmtree(state_dir)
+    return manifest
 
+
+def _finish(plan, shards, out, state_dir, adapter, opts, state, synthetic: bool) -> dict:
+    """index.parquet, ingest_report.json and, last, manifest.json from the finished shards' records."""
     infos, placed, bad = [], {}, []
     for shard in shards:
         record = json.loads((state_dir / f"{shard}.json").read_text())
@@ -198,7 +260,7 @@ def build_shards(images: Path, labels: Path, out: Path, opts: BuildOptions) -> d
     index[where.columns] = where
     write_index(index, out / INDEX_FILE, adapter.name, adapter.class_names)
     write_atomic(out / REPORT_FILE, json.dumps({"skipped": bad}, indent=1).encode())
-    manifest = _manifest(opts, adapter, index, infos, bad, state)
+    manifest = _manifest(opts, adapter, index, infos, bad, state, synthetic=synthetic,
+                         index_sha256=file_sha256(out / INDEX_FILE))
     write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
-    shutil.rmtree(state_dir)
     return manifest

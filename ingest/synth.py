@@ -22,6 +22,7 @@ from PIL import Image
 
 from shards.progress import Progress
 
+from . import IngestError
 from .adapters import NIH_CLASSES, NIH_TRAIN_COUNTS
 from .phantom import render
 
@@ -30,6 +31,7 @@ MIN_PER_CLASS = 3
 NO_FINDING = NIH_CLASSES.index("No Finding")
 ML_CLASSES = [c.replace("Pleural_Thickening", "Pleural Thickening") for c in NIH_CLASSES]
 FIRST_FOLDER, PER_FOLDER = 4999, 10000  # images_001 holds 4,999 images, the others 10,000
+MARKER = "synth.json"  # in the out dir: build-shards records that these pixels are synthetic
 
 
 def bundled(name: str) -> pd.DataFrame | list[str]:
@@ -136,6 +138,10 @@ def _render_job(job):
 def synth(out: Path, scale: float = 1.0, image_size: int = 1024, seed: int = 0, workers: int = 1) -> dict:
     """Write labels/ and images_NNN/images/*.png under ``out``; rerunning skips images already there."""
     out = Path(out)
+    if not 0 < scale <= 1:
+        raise IngestError(f"--scale {scale}: the fraction of every split to keep must be in (0, 1]")
+    if image_size < 1:
+        raise IngestError(f"--image-size {image_size}: must be at least 1 pixel")
     single = single_label_splits(scale, seed)
     multi = multi_label_splits(single, scale, seed)
     (out / "labels").mkdir(parents=True, exist_ok=True)
@@ -153,6 +159,10 @@ def synth(out: Path, scale: float = 1.0, image_size: int = 1024, seed: int = 0, 
         folder = out / folder_of(image_id, position) / "images"
         folder.mkdir(parents=True, exist_ok=True)
         jobs.append((str(folder / image_id), image_id, labels[image_id].tolist(), image_size, seed))
+    info = {"scale": scale, "image_size": image_size, "seed": seed, "images": len(jobs),
+            "single_label": {k: len(v) for k, v in single.items()},
+            "multi_label": {k: len(v) for k, v in multi.items()}}
+    (out / MARKER).write_text(json.dumps(info, indent=1))  # before any pixel, so a partial set is marked too
     progress = Progress(len(jobs), "synth")
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -163,8 +173,4 @@ def synth(out: Path, scale: float = 1.0, image_size: int = 1024, seed: int = 0, 
             _render_job(job)
             progress.update()
     progress.close()
-    info = {"scale": scale, "image_size": image_size, "seed": seed, "images": len(jobs),
-            "single_label": {k: len(v) for k, v in single.items()},
-            "multi_label": {k: len(v) for k, v in multi.items()}}
-    (out / "synth.json").write_text(json.dumps(info, indent=1))
     return info

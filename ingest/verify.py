@@ -1,11 +1,30 @@
-"""verify: re-hash every shard and member against the manifest and index; check the .idx files."""
+"""verify: re-hash every shard and member against the manifest and index; check the .idx files, and the
+labels, splits, counts, class names and groups against the tars, the manifest and the benchmark's rule."""
 import hashlib
-import json
 from pathlib import Path
 
-from shards.format import IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, idx_name
-from shards.index import read_index
+import numpy as np
+
+from shards.errors import UsageError
+from shards.format import IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, group_of, idx_name
+from shards.index import class_counts, label_counts, read_index
+from shards.manifest import check_index_hash, read_manifest
 from shards.writer import file_sha256, idx_text, read_members
+
+from .adapters import ADAPTERS
+
+
+def _check_member(name: str, data: bytes, sample, row) -> list[str]:
+    (img_name, off, size), (cls_name, cls_off, cls_size) = sample
+    problems = []
+    if (off, size) != (row.offset, row.size):
+        problems.append(f"{name}: {img_name} at ({off}, {size}), index says ({row.offset}, {row.size})")
+    if hashlib.sha256(data[off:off + size]).hexdigest() != row.sha256:
+        problems.append(f"{name}: {img_name} sha256 differs from the index")
+    cls = data[cls_off:cls_off + cls_size].decode(errors="replace")
+    if cls != str(row.label):
+        problems.append(f"{name}: {cls_name} holds label {cls}, index.parquet says {row.label}")
+    return problems
 
 
 def _check_shard(root: Path, info: dict, rows, ext: str) -> list[str]:
@@ -26,15 +45,11 @@ def _check_shard(root: Path, info: dict, rows, ext: str) -> list[str]:
         problems.append(f"{name}: {len(samples)} samples, manifest {info['samples']}, index {len(rows)}")
     data = path.read_bytes()
     for sample, row in zip(samples, rows.itertuples()):
-        (img_name, off, size), *_ = sample
         want_names = [f"{row.key}.{ext}", f"{row.key}.{LABEL_EXT}"]
         if [m[0] for m in sample] != want_names:
             problems.append(f"{name}: members {[m[0] for m in sample]}, index expects {want_names}")
             continue
-        if (off, size) != (row.offset, row.size):
-            problems.append(f"{name}: {img_name} at ({off}, {size}), index says ({row.offset}, {row.size})")
-        if hashlib.sha256(data[off:off + size]).hexdigest() != row.sha256:
-            problems.append(f"{name}: {img_name} sha256 differs from the index")
+        problems += _check_member(name, data, sample, row)
     idx = path.with_name(idx_name(name))
     want_idx = idx_text([[(m[0].split(".", 1)[1], m[1], m[2], m[0]) for m in s] for s in samples])
     if not idx.exists():
@@ -44,26 +59,102 @@ def _check_shard(root: Path, info: dict, rows, ext: str) -> list[str]:
     return problems
 
 
+def _first(rows, what: str) -> str:
+    r = rows.iloc[0]
+    return f"{len(rows)} rows {what} (first: {r['key']}, split {r['split']}, {r['shard']})"
+
+
+def _check_rows(index, manifest: dict) -> list[str]:
+    """Each row's split against its shard's, balanced-test inside test, label against multi-hot labels."""
+    problems = []
+    wrong_split = index[index["split"] != index["shard"].str.split("-").str[0]]
+    if len(wrong_split):
+        what = "whose split is not their shard's"
+        problems.append(f"{INDEX_FILE}: {_first(wrong_split, what)}")
+    outside = index[index["balanced_test"] & (index["split"] != "test")]
+    if len(outside):
+        problems.append(f"{INDEX_FILE}: {_first(outside, 'flagged balanced-test outside the test split')}")
+    labels = np.stack(index["labels"].to_numpy()) if len(index) else np.zeros((0, 1))
+    if manifest.get("multi_label"):
+        bad = (index["label"].to_numpy() != -1) | ~np.isin(labels, (0, 1)).all(axis=1)
+    else:
+        bad = (labels.sum(axis=1) != 1) | (labels.argmax(axis=1) != index["label"].to_numpy())
+    if bad.any():
+        problems.append(f"{INDEX_FILE}: {_first(index[bad], 'whose label and multi-hot labels disagree')}")
+    patients = index.groupby("patient_id")["split"].nunique()
+    if (patients > 1).any():
+        problems.append(f"{INDEX_FILE}: {(patients > 1).sum()} patients in more than one split "
+                        f"(first: {patients[patients > 1].index[0]})")
+    return problems
+
+
+def _check_counts(index, manifest: dict) -> list[str]:
+    """Images and per-class counts of every split against the manifest's."""
+    names, problems = manifest["class_names"], []
+    views = {s: index[index["split"] == s] for s in ("train", "val", "test")}
+    views["balanced-test"] = index[index["balanced_test"]]
+    for view, rows in views.items():
+        if len(rows) != manifest["images"].get(view):
+            problems.append(f"{INDEX_FILE}: {len(rows)} {view} images, manifest says {manifest['images'].get(view)}")
+        have = dict(zip(names, label_counts(rows, len(names)).tolist()))
+        want = manifest["counts"].get(view, {})
+        differ = [f"{c} {have[c]} (manifest {want.get(c)})" for c in names if have[c] != want.get(c)]
+        if differ:
+            problems.append(f"{INDEX_FILE}: {view} class counts differ from the manifest: {', '.join(differ)}")
+    return problems
+
+
+def _check_classes(index, meta: dict, manifest: dict) -> list[str]:
+    """Class names against the index and the dataset; groups against the benchmark's grouping rule."""
+    names, problems = manifest["class_names"], []
+    if meta.get("class_names") != names:
+        problems.append(f"{MANIFEST_FILE}: class_names differ from {INDEX_FILE}'s {meta.get('class_names')}")
+    if meta.get("dataset") != manifest["dataset"]:
+        problems.append(f"{MANIFEST_FILE}: dataset {manifest['dataset']!r}, {INDEX_FILE} says {meta.get('dataset')!r}")
+    adapter = ADAPTERS.get(manifest["dataset"])
+    if adapter is not None and adapter.class_names != names:
+        problems.append(f"{MANIFEST_FILE}: class_names are not {adapter.name}'s {adapter.class_names}")
+    if adapter is not None and adapter.class_names == meta.get("class_names"):
+        want = adapter.groups(class_counts(index, len(adapter.class_names), "train"))
+        rule = "published training counts" if adapter.published_counts else "training counts"
+        classes = adapter.class_names
+    else:  # an unknown dataset: the rule over the dir's own training counts
+        want = [group_of(int(n)) for n in class_counts(index, len(names), "train")]
+        rule, classes = "training counts", names
+    got = list(manifest["groups"])
+    if len(got) != len(want):
+        return problems + [f"{MANIFEST_FILE}: {len(got)} groups for {len(want)} classes"]
+    differ = [f"{c} {g} (rule: {w})" for c, g, w in zip(classes, got, want) if g != w]
+    if differ:
+        problems.append(f"{MANIFEST_FILE}: groups differ from the rule (head > 1000, medium 100-1000, tail < 100 "
+                        f"{rule}): {', '.join(differ)}")
+    return problems
+
+
 def verify(root: Path) -> list[str]:
     """Every problem found; an empty list means the shards dir is intact."""
     root = Path(root)
     if not (root / MANIFEST_FILE).exists():
         return [f"{root}: no {MANIFEST_FILE} (an unfinished build? rerun build-shards with the same command)"]
-    manifest = json.loads((root / MANIFEST_FILE).read_text())
     try:
-        index, _ = read_index(root / INDEX_FILE)
-    except Exception as e:
-        return [f"{INDEX_FILE}: unreadable ({e})"]
-    ext = IMAGE_EXT[manifest["image"]["format"]]
+        manifest = read_manifest(root)
+    except UsageError as e:
+        return [str(e)]
     problems = []
+    try:
+        check_index_hash(root, manifest)
+    except UsageError:
+        problems.append(f"{INDEX_FILE}: sha256 differs from the manifest's index_sha256")
+    try:
+        index, meta = read_index(root / INDEX_FILE)
+    except UsageError as e:
+        return problems + [str(e)]
+    ext = IMAGE_EXT[manifest["image"]["format"]]
     listed = {s["name"] for s in manifest["shards"]}
     strays = sorted(set(index["shard"]) - listed)
     if strays:
         problems.append(f"{INDEX_FILE}: rows point to shards the manifest does not list: {strays}")
     for info in manifest["shards"]:
         problems += _check_shard(root, info, index[index["shard"] == info["name"]], ext)
-    for split, n in manifest["images"].items():
-        have = int(index["balanced_test"].sum()) if split == "balanced-test" else int((index["split"] == split).sum())
-        if have != n:
-            problems.append(f"{INDEX_FILE}: {have} {split} images, manifest says {n}")
-    return problems
+    return problems + _check_rows(index, manifest) + _check_counts(index, manifest) + \
+        _check_classes(index, meta, manifest)

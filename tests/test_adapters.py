@@ -76,3 +76,23 @@ def test_multilabel_adapter_reads_multi_hot_rows(labels_copy):
     assert (records["label"] == -1).all()
     assert max(r.sum() for r in records["labels"]) > 1
     assert set(records["split"]) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize("other_file", [TRAIN, TEST])
+def test_two_ids_with_one_key_are_refused_naming_both_ids_and_files(labels_copy, other_file):
+    first = pd.read_csv(labels_copy / TRAIN, dtype=str, keep_default_na=False).iloc[0]
+    twin = first.copy()
+    twin["id"] = first["id"].replace(".png", ".jpg")
+    edit(labels_copy, other_file, lambda df: pd.concat([df, twin.to_frame().T]))
+    n = len(pd.read_csv(labels_copy / other_file))
+    with pytest.raises(IngestError, match=rf"ids '{first['id']}' \({TRAIN}, row 2\) and '{twin['id']}' "
+                                          rf"\({other_file}, row {n + 1}\) both give the shard key "
+                                          rf"'{first['id'][:-4]}'"):
+        read_labels(NIH, labels_copy)
+
+
+def test_a_label_file_that_is_a_folder_is_named(labels_copy):
+    (labels_copy / TEST).unlink()
+    (labels_copy / TEST).mkdir()
+    with pytest.raises(IngestError, match=f"{labels_copy / TEST} is a folder, not a label file"):
+        read_labels(NIH, labels_copy)

@@ -1,3 +1,4 @@
+import argparse
 import hashlib
 import json
 import os
@@ -12,8 +13,11 @@ import pandas as pd
 import pytest
 
 from ingest import IngestError
+from ingest.__main__ import parser
 from ingest.adapters import NIH_CLASSES, file_sha256
 from ingest.build import build_shards
+from ingest.verify import verify
+from shards.errors import UsageError
 from shards.index import read_index
 from shards.reader import decode
 from shards.writer import read_members
@@ -166,6 +170,7 @@ def test_skip_bad_leaves_the_image_out_and_reports_it(raw_dir, tmp_path):
     assert [r["image_id"] for r in report["skipped"]] == [name] and "empty" in report["skipped"][0]["reason"]
     index, _ = read_index(out / "index.parquet")
     assert name not in set(index["image_id"]) and m["skipped"] == 1
+    assert m["synthetic"] is False  # the images are not under synth's out dir
     assert sum(s["samples"] for s in m["shards"]) == len(index)
 
 
@@ -187,3 +192,86 @@ def test_multilabel_dataset_builds_with_multi_hot_labels(raw_dir, tmp_path):
     index, _ = read_index(out / "index.parquet")
     assert m["multi_label"] and (index["label"] == -1).all()
     assert max(ls.sum() for ls in index["labels"]) > 1
+    assert verify(out) == []
+
+
+def test_a_build_from_synth_output_is_marked_synthetic_and_covers_its_index(shards_dir):
+    m = json.loads((shards_dir / "manifest.json").read_text())
+    assert m["synthetic"] is True
+    assert m["index_sha256"] == file_sha256(shards_dir / "index.parquet")
+
+
+def test_a_build_removes_only_its_own_stale_temp_files(raw_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    users = [".notes.tmp1", ".train-000000.tar.tmp", ".train-000000.tar.tmpx", "train-000000.tar.tmp12"]
+    ours = [".train-000000.tar.tmp999999", ".train-000000.idx.tmp7", ".manifest.json.tmp42"]
+    for name in users + ours:
+        (out / name).write_text("x")
+    build_shards(raw_dir, raw_dir / "labels", out, tiny_options())
+    assert all((out / n).exists() for n in users) and not any((out / n).exists() for n in ours)
+
+
+def test_disk_full_while_writing_is_one_error_naming_the_shard_and_the_space_needed(raw_dir, tmp_path,
+                                                                                   monkeypatch):
+    import errno
+
+    from shards.writer import ShardWriter
+
+    def full(self, key, components):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ShardWriter, "add", full)
+    out = tmp_path / "out"
+    with pytest.raises(IngestError, match=rf"{out}/train-000000.tar: disk full \(No space left on device\); "
+                                          r"this build needs about \d+\.\d\d GB for \d+ images, .* GB are free"):
+        build_shards(raw_dir, raw_dir / "labels", out, tiny_options())
+    assert not list(out.glob(".*.tmp*"))
+
+
+def test_an_out_that_is_a_file_or_read_only_is_one_error_naming_it(raw_dir, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(IngestError, match=f"--out {tmp_path / 'afile'} is a file"):
+        build_shards(raw_dir, raw_dir / "labels", tmp_path / "afile", tiny_options())
+    monkeypatch.setattr("ingest.build.os.access", lambda path, mode: False)  # as on a read-only file system
+    with pytest.raises(IngestError, match=f"--out {tmp_path} is not writable"):
+        build_shards(raw_dir, raw_dir / "labels", tmp_path, tiny_options())
+
+
+def test_a_corrupt_manifest_in_out_is_one_error_naming_it(raw_dir, tmp_path):
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(UsageError, match=f"{tmp_path}/manifest.json: not readable JSON"):
+        build_shards(raw_dir, raw_dir / "labels", tmp_path, tiny_options())
+
+
+@pytest.mark.parametrize("argv,flag", [
+    ("build-shards --size 0", "--size"), ("build-shards --quality 101", "--quality"),
+    ("build-shards --quality 0", "--quality"), ("build-shards --shard-size 0", "--shard-size"),
+    ("build-shards --workers -1", "--workers"), ("build-shards --max-pixels 0", "--max-pixels"),
+    ("build-shards --size x", "--size"), ("synth --scale -0.5", "--scale"), ("synth --scale 2", "--scale"),
+    ("synth --image-size 0", "--image-size"), ("bench --workers 1,0", "--workers"),
+    ("bench --floor-images 0", "--floor-images")])
+def test_numeric_flags_are_checked_when_parsed(argv, flag, capsys):
+    required = {"build-shards": "--images i --labels l --out o", "synth": "--out o", "bench": "--images i --labels l"}
+    cmd = argv.split()[0]
+    with pytest.raises(SystemExit) as exit:
+        parser().parse_args([cmd, *required[cmd].split(), *argv.split()[1:]])
+    assert exit.value.code == 2
+    assert f"error: argument {flag}: " in capsys.readouterr().err
+
+
+def test_help_has_a_line_and_the_default_for_every_flag():
+    subs = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subs.choices.items():
+        text = " ".join(sub.format_help().split())
+        for action in sub._actions[1:]:  # after --help
+            assert action.help, (name, action.dest)
+            end = "(required)" if action.required else "" if action.default is None else \
+                f"(default: {action.default})"
+            assert f"{' '.join(action.help.split())} {end}".strip() in text, (name, action.dest)
+
+
+def test_a_source_above_the_pixel_limit_stops_the_build_naming_the_file(raw_dir, tmp_path):
+    with pytest.raises(IngestError, match=r"images_\d+/images/\S+\.png: 64 x 64 = 0.0 megapixels, above the limit "
+                                          r"of 0.0001 megapixels; raise it with --max-pixels"):
+        build_shards(raw_dir, raw_dir / "labels", tmp_path / "out", tiny_options(max_pixels=100))

@@ -1,13 +1,17 @@
 import gzip
+import json
 from importlib import resources
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
+
+from ingest import IngestError
 
 from ingest.adapters import NIH_CLASSES, NIH_TRAIN_COUNTS
 from ingest.phantom import lesion_params, render
-from ingest.synth import MIN_PER_CLASS, bundled, folder_of, single_label_splits
+from ingest.synth import MARKER, MIN_PER_CLASS, bundled, folder_of, single_label_splits, synth
 
 SPLIT_FILES = ["train", "balanced-val", "test", "balanced-test"]
 
@@ -107,3 +111,15 @@ def test_a_finding_is_a_local_patch_not_a_global_change():
     # the anatomy comes first from the same random stream; only the grain and the lesion differ
     blocks = np.abs((ill - healthy).reshape(8, 16, 8, 16).mean(axis=(1, 3)))
     assert blocks.max() > 4 * np.median(blocks)
+
+
+@pytest.mark.parametrize("kw,flag", [({"scale": -0.5}, "--scale -0.5"), ({"scale": 0}, "--scale 0"),
+                                     ({"image_size": 0}, "--image-size 0")])
+def test_synth_refuses_a_bad_scale_or_size_naming_the_flag(tmp_path, kw, flag):
+    with pytest.raises(IngestError, match=flag):
+        synth(tmp_path, **kw)
+    assert not list(tmp_path.iterdir())
+
+
+def test_synth_marks_its_out_dir(raw_dir):
+    assert json.loads((raw_dir / MARKER).read_text())["scale"] == 0.002
