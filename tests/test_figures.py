@@ -1,0 +1,79 @@
+"""The figures are checked through their matplotlib artists: what each axis says, what the cells hold."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.container import ErrorbarContainer
+
+from eval.figures import confusion, per_class_bars, training_curves
+
+
+def _legend_boxes(fig):
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    return [legend.get_window_extent(renderer) for legend in legends], renderer
+
+
+def _legends_clear_of_the_data(fig, axes) -> bool:
+    boxes, renderer = _legend_boxes(fig)
+    return bool(boxes) and not any(b.overlaps(ax.get_window_extent(renderer)) for b in boxes for ax in axes)
+
+
+@pytest.fixture
+def ldam_history():
+    # LDAM's loss (s = 30) is about ten times the validation cross-entropy
+    return pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "train_loss": [20.1, 19.4, 18.9, 18.2, 17.9],
+                         "val_loss": [2.99, 2.95, 2.93, 2.96, 2.97], "train_bacc": [0.05, 0.08, 0.1, 0.12, 0.13],
+                         "val_bacc": [0.05, 0.07, 0.11, 0.09, 0.1], "train_auroc": [0.5, 0.55, 0.6, 0.62, 0.64],
+                         "val_auroc": [0.5, 0.54, 0.58, 0.57, 0.58]})
+
+
+def test_training_curves_put_the_methods_loss_and_the_val_cross_entropy_on_their_own_labelled_axes(ldam_history):
+    fig = training_curves(ldam_history, 3, "ldam", "ldam on nih-cxr-lt - SYNTHETIC pixels")
+    train, val, bacc, auroc = fig.axes
+    assert train.get_ylabel() == "train loss (ldam, as optimised)" and val.get_ylabel() == "val cross-entropy"
+    assert [line.get_ydata().tolist() for line in train.lines if len(line.get_xdata()) == 5] == \
+        [ldam_history["train_loss"].tolist()]
+    assert [line.get_ydata().tolist() for line in val.lines if len(line.get_xdata()) == 5] == \
+        [ldam_history["val_loss"].tolist()]
+    assert bacc.get_ylabel() == "balanced accuracy" and auroc.get_ylabel().startswith("macro AUROC")
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "epoch"
+        assert [line.get_xdata() for line in ax.lines if len(line.get_xdata()) == 2] == [[3, 3]]  # best epoch
+        assert all(float(t).is_integer() for t in ax.get_xticks())
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "best epoch (3, by val bAcc)" in labels and "val (balanced-val)" in labels
+    assert "SYNTHETIC" in fig._suptitle.get_text()
+    assert _legends_clear_of_the_data(fig, fig.axes)
+    plt.close(fig)
+
+
+def test_the_confusion_matrix_writes_each_count_in_its_cell_and_n_per_row_and_labels_its_colour_bar():
+    cm = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 5]])
+    fig = confusion(cm, ["a", "b", "c"], "ce on nih-cxr-lt")
+    ax, bar = fig.axes
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert cells == {(i, j): str(cm[i, j]) for i in range(3) for j in range(3)}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (n=4)", "b (n=4)", "c (n=6)"]
+    assert ax.get_ylabel() == "true class (n images)" and ax.get_xlabel() == "predicted class"
+    assert bar.get_ylabel() == "fraction of the true class's images (row-normalised)"
+    assert np.allclose(ax.images[0].get_array(), cm / cm.sum(1, keepdims=True))
+    plt.close(fig)
+
+
+def test_per_class_bars_are_recall_with_their_intervals_and_n_and_a_legend_off_the_bars():
+    groups = {"a": "head", "b": "tail", "c": "medium"}
+    bt = {"per_class": {"a": 0.5, "b": 0.25, "c": float("nan")},
+          "per_class_ci95": {"a": [0.3, 0.7], "b": [0.0, 0.5], "c": [float("nan")] * 2}}
+    fig = per_class_bars(bt, {"a": 30, "b": 30, "c": 0}, groups, "ce on nih-cxr-lt")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "recall on balanced-test (per-class accuracy)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a (n=30)", "c (n=0)", "b (n=30)"]  # head, medium, tail
+    assert [p.get_height() for p in ax.patches] == [0.5, 0.0, 0.25]
+    (errors,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    segments = errors.lines[2][0].get_segments()
+    assert [s.round(6).tolist() for s in segments if len(s)] == [[[0, 0.3], [0, 0.7]], [[2, 0.0], [2, 0.5]]]
+    assert "95% bootstrap interval" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert _legends_clear_of_the_data(fig, [ax])
+    plt.close(fig)
