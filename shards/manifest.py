@@ -32,7 +32,9 @@ def check_index_hash(root: Path, manifest: dict) -> None:
     path = Path(root) / INDEX_FILE
     if want is None:
         return
-    if not path.is_file() or file_sha256(path) != want:
+    if not path.is_file():
+        raise UsageError(f"{path}: missing; rebuild the shards with `python -m ingest build-shards` into a new --out")
+    if file_sha256(path) != want:
         raise UsageError(f"{path} is not the index this shards dir was built with (its sha256 differs from "
                          f"{MANIFEST_FILE}'s index_sha256), so labels or splits may have changed: "
                          f"run `python -m ingest verify {root}` to see what differs, and rebuild the shards "
