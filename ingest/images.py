@@ -101,8 +101,19 @@ def load_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     16-bit data is scaled by its significant bits (see ``_depth``). Raises BadImage saying why."""
     if isinstance(source, (str, Path)):
         return _load_file(Path(source), max_pixels)
-    img = source if isinstance(source, Image.Image) else Image.fromarray(np.asarray(source))
-    return _to_grey(img)
+    return _to_grey(source if isinstance(source, Image.Image) else _from_array(np.asarray(source)))
+
+
+def _from_array(a: np.ndarray) -> Image.Image:
+    if a.ndim == 2 and a.dtype.kind in "iu" and a.dtype.itemsize > 1:  # any wide integer type holding 16-bit data
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if lo < 0 or hi > 0xFFFF:
+            raise BadImage(f"{a.dtype} values {lo}..{hi}: only 0..65535 (16-bit) has a defined 8-bit range")
+        a = a.astype(np.uint16, copy=False)
+    try:
+        return Image.fromarray(a)
+    except TypeError as e:  # PIL has no mode for this dtype and shape
+        raise BadImage(f"an array of {a.dtype} with shape {a.shape} is not an image") from e
 
 
 def resize_area(img: np.ndarray, size: int) -> np.ndarray:

@@ -43,6 +43,12 @@ def test_16bit_data_within_8_bits_stays_as_it_is():
     assert load_grey(np.array([[0, 100, 255]], dtype=np.uint16)).tolist() == [[0, 100, 255]]
 
 
+def test_wide_integer_arrays_follow_the_16bit_rule_and_negative_ones_are_bad():
+    assert load_grey(np.array([[0, 1000, 2048, 4000]], dtype=np.int64)).tolist() == [[0, 62, 128, 249]]
+    with pytest.raises(BadImage, match="int16 values -5..7"):
+        load_grey(np.array([[-5, 7]], dtype=np.int16))
+
+
 def huge_png(path, side):
     """A tiny file declaring side x side 16-bit grey pixels, whose pixel data is garbage."""
     def chunk(kind, data):
