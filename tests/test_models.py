@@ -58,3 +58,13 @@ def test_plain_heads_leave_the_loss_as_it_was():
 def test_an_unknown_head_names_the_valid_ones():
     with pytest.raises(ValueError, match="linear, normed, unbiased"):
         make_head("cosine", 8, 4)
+
+
+def test_the_tau_norm_head_gives_the_tau_normalised_logits_without_the_bias():
+    from train.decoupling import tau_logits, tau_norm_head
+
+    torch.manual_seed(0)
+    linear, x = torch.nn.Linear(8, 4), torch.randn(5, 8)
+    head = tau_norm_head(linear, 0.7)
+    assert head.bias is None
+    assert torch.allclose(head(x), tau_logits(x, linear.weight.detach(), 0.7), atol=1e-6)

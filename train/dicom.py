@@ -49,10 +49,11 @@ def display_range(ds, voi: bool) -> tuple[float, float]:
 def grey8(ds) -> np.ndarray:
     """A monochrome dataset's pixels -> uint8 (H, W)."""
     processing = _pydicom().pixels.processing
-    values = processing.apply_modality_lut(ds.pixel_array, ds).astype(np.float64)
+    values = processing.apply_modality_lut(ds.pixel_array, ds)  # integers stay integers: a LUT indexes by them
     voi = bool(ds.get("VOILUTSequence")) or ("WindowCenter" in ds and "WindowWidth" in ds)
     if voi:
         values = processing.apply_voi_lut(values, ds)
+    values = values.astype(np.float64)
     lo, hi = display_range(ds, voi)
     out = np.clip(np.rint((values - lo) * (255.0 / max(hi - lo, 1e-12))), 0, 255).astype(np.uint8)
     return 255 - out if ds.PhotometricInterpretation == "MONOCHROME1" else out
