@@ -132,6 +132,6 @@ def suite_comparison(table: pd.DataFrame, title: str) -> Figure:
         ax.set_xticks(x, table["method"], rotation=45, ha="right", fontsize=8)
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
-    fig.legend(handles=handles + bars, loc="outside lower center", ncol=4, frameon=False, fontsize=8)
+    fig.legend(handles=handles + bars, loc="outside lower center", ncol=3, frameon=False, fontsize=8)
     fig.suptitle(title)
     return fig

@@ -93,8 +93,8 @@ def title(s: dict, run: Path) -> str:
     return f"{s['method']} on {describe([meta])} (run {run.name})" + (f" - {SYNTHETIC}" if s["synthetic"] else "")
 
 
-def bootstrap_note(b: dict) -> str:
-    return (f"Brackets: {b['interval']} bootstrap interval, {b['resamples']} resamples of "
+def bootstrap_note(b: dict, marks: str = "Brackets") -> str:
+    return (f"{marks}: {b['interval']} bootstrap interval, {b['resamples']} resamples of "
             f"{b['unit']}s (seed {b['seed']}).")
 
 
@@ -122,16 +122,18 @@ def _figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> bool:
     """The report's figures; returns whether the run has training curves."""
     meta = read_json(run / "config.json")
     heading = title(s, run)
-    has_curves = (run / "metrics.csv").exists() and len(pd.read_csv(run / "metrics.csv")) > 0
+    history = pd.read_csv(run / "metrics.csv") if (run / "metrics.csv").exists() else pd.DataFrame()
+    has_curves = len(history) > 0
     if has_curves:
-        figures.save(figures.training_curves(pd.read_csv(run / "metrics.csv"), best_epoch, meta["method"]["loss"],
-                                             heading), out / "training_curves.png")
+        figures.save(figures.training_curves(history, best_epoch, meta["method"]["loss"], heading),
+                     out / "training_curves.png")
     bt = read_predictions(run / "predictions" / "balanced-test.parquet")
     cm = m.confusion_matrix(bt.labels, bt.predicted, len(meta["class_names"]))
     figures.save(figures.confusion(cm, meta["class_names"], f"{heading}\nbalanced-test"),
                  out / "confusion_balanced_test.png")
-    figures.save(figures.per_class_bars(s["balanced_test"], s["images"]["balanced_test_per_class"], s["groups"],
-                                        f"{heading}\n{bootstrap_note(s['bootstrap'])}"), out / "per_class_accuracy.png")
+    bars = figures.per_class_bars(s["balanced_test"], s["images"]["balanced_test_per_class"], s["groups"],
+                                  f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}")
+    figures.save(bars, out / "per_class_accuracy.png")
     return has_curves
 
 

@@ -146,7 +146,7 @@ def notes(table: pd.DataFrame) -> list[str]:
     out += [f"{'±' if s.startswith('sd') else '[low, high]'}: {s}." for s in table["spread"].unique()
             if not s.startswith("none")]
     out.append("Bold: best, underlined: second best in each column, by point estimate (ties share the mark; "
-               "the intervals may overlap).")
+               "a difference may lie within the spread).")
     if table.attrs.get("synthetic"):
         out.append("Trained and tested on synthetic pixels: no comparison with published results.")
     else:
