@@ -189,7 +189,7 @@ def render(table: pd.DataFrame) -> dict[str, str]:
             delta = "n/a" if pd.isna(row["delta_bacc"]) else f"{row['delta_bacc']:+.3f}"
             cells_md, cells_tex = cells_md + [pub, delta], cells_tex + [pub, delta]
         md.append(f"| {row['method']} | " + " | ".join(cells_md) + " |")
-        tex.append(f"{row['method']} & " + " & ".join(cells_tex) + r" \\")
+        tex.append(f"{_tex(row['method'])} & " + " & ".join(cells_tex) + r" \\")
     lines = notes(table)
     md += [""] + lines
     tex += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip\footnotesize " + _tex(" ".join(lines)),
