@@ -80,7 +80,8 @@ def test_load_model_gives_every_stage_the_model_its_run_evaluated(method, kw, st
     tm = load_model(run)
     assert tm.method == method and tm.model.training is False
     if method == "tau-norm":
-        assert tm.tau == torch.load(run / "best.pt", weights_only=True)["tau"] and tm.model.head.bias is None
+        tau = torch.load(run / "best.pt", weights_only=True)["tau"]
+        assert tm.tau == tau == tm.metadata()["tau"] and tm.model.head.bias is None
     if method.startswith("crt"):  # best.pt holds the frozen stage-1 backbone and the new classifier
         stage1 = torch.load(stage1_run / "best.pt", weights_only=True)["model"]
         ours = torch.load(run / "best.pt", weights_only=True)["model"]
