@@ -43,7 +43,8 @@ def _safetensors(tm: TrainedModel, tmp: Path) -> None:
     try:
         from safetensors.torch import save_file
     except ImportError:
-        raise UsageError("--format safetensors needs the safetensors package: pip install 'cxr-lt[safetensors]'") from None
+        raise UsageError("--format safetensors needs the safetensors package: "
+                         "pip install 'cxr-lt[safetensors]'") from None
     state = {k: v.contiguous() for k, v in tm.model.state_dict().items()}
     save_file(state, str(tmp), metadata={"cxr_lt": json.dumps(tm.metadata())})
 

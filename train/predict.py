@@ -40,7 +40,10 @@ def find_images(path: Path) -> list[Path]:
                          f"'path' column")
     if path.suffix.lower() != ".csv":
         return [path]
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UsageError(f"--images {path}: not a readable CSV ({e}); give one with a 'path' column") from e
     if "path" not in table.columns:
         raise UsageError(f"--images {path}: no 'path' column (it has {', '.join(table.columns)}); name the "
                          f"column of image paths 'path'")
