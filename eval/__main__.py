@@ -4,24 +4,40 @@ import logging
 import sys
 from pathlib import Path
 
+from shards.errors import UsageError
+
 from .report import report
 from .table import find_runs, write_table
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+def resamples(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def parse(argv):
+    defaults = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="python -m eval", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("report", help="a run's numbers with 95%% intervals, tables and figures, in RUN/report/")
-    r.add_argument("run", type=Path)
-    r.add_argument("--resamples", type=int, default=1000)
-    r.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("report", help="a run's numbers with 95%% intervals, tables and figures, in RUN/report/",
+                       formatter_class=defaults)
+    r.add_argument("run", type=Path, help="a run dir (the --out of python -m train fit)")
+    r.add_argument("--resamples", type=resamples, default=1000, help="bootstrap resamples for the intervals")
+    r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     r.add_argument("--by-patient", action="store_true", help="bootstrap whole patients, not images")
-    t = sub.add_parser("table", help="the paper's Table 1 for runs or suite dirs (md, tex, csv, comparison png)")
-    t.add_argument("paths", nargs="+", type=Path)
-    t.add_argument("--out", type=Path, required=True, help="prefix: writes PREFIX.md, .tex, .csv, .png")
-    t.add_argument("--resamples", type=int, default=1000)
-    a = p.parse_args(argv)
+    t = sub.add_parser("table", help="the paper's Table 1 for runs or suite dirs (md, tex, csv, comparison png)",
+                       formatter_class=defaults)
+    t.add_argument("paths", nargs="+", type=Path, help="run dirs, or suite dirs holding them")
+    t.add_argument("--out", type=Path, required=True, help="prefix: writes PREFIX.md, .tex, .csv, .png (required)")
+    t.add_argument("--resamples", type=resamples, default=1000, help="bootstrap resamples for the intervals")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    a = parse(argv)
     try:
         if a.cmd == "report":
             out = report(a.run, a.resamples, a.seed, a.by_patient)
@@ -29,9 +45,10 @@ def main(argv=None) -> int:
             print(f"written to {out}")
         else:
             if not find_runs(a.paths):
-                raise FileNotFoundError(f"no finished runs (summary.json) in {', '.join(map(str, a.paths))}")
+                raise UsageError(f"no finished runs (summary.json) in {', '.join(map(str, a.paths))}; give run dirs "
+                                 f"or suite dirs")
             print(write_table(a.paths, a.out, a.resamples))
-    except FileNotFoundError as e:
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -1,9 +1,15 @@
 """The command line as a user meets it: exit codes and messages that name the file and the fix."""
+import json
 import shutil
 import subprocess
 import sys
 
+import pytest
+
 from shards.index import read_index
+from train.__main__ import main as train_main
+
+from conftest import tiny_flags, tiny_options
 
 
 def ingest(*args):
@@ -31,3 +37,59 @@ def test_verify_exits_1_listing_problems_and_0_when_clean(shards_copy):
 def test_stats_prints_the_table(shards_dir):
     r = ingest("stats", shards_dir)
     assert r.returncode == 0 and "No Finding" in r.stdout and "imbalance ratio" in r.stdout
+
+
+def one_line_error(capsys, code: int, *text) -> None:
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and all(t in err for t in text), err
+
+
+def test_fit_on_multi_label_shards_is_one_line_and_leaves_no_run_dir(raw_dir, tmp_path, capsys):
+    from ingest.build import build_shards
+
+    build_shards(raw_dir, raw_dir / "labels", tmp_path / "ml", tiny_options(dataset="nih-cxr-lt-multilabel"))
+    code = train_main(["fit", "--shards", str(tmp_path / "ml"), "--out", str(tmp_path / "run"), *tiny_flags()])
+    one_line_error(capsys, code, "multi-label", "not supported yet")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_fit_that_fails_at_start_leaves_no_run_dir(tmp_path, capsys):
+    code = train_main(["fit", "--shards", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), *tiny_flags()])
+    one_line_error(capsys, code, "nope")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, text", [
+    (["bench"], "bench needs --shards"), (["fit", "--out", "o"], "fit needs --shards"),
+    (["fit", "--shards", "s", "--out", "o", "--image-size", "-64"], "--image-size -64: must be >= 1"),
+    (["fit", "--shards", "s", "--out", "o", "--rrc-scale", "0"], "--rrc-scale 0.0: must be > 0"),
+    (["suite", "--shards", "s", "--out", "o", "--seeds", "a"], "--seeds 'a'"),
+    (["suite", "--shards", "s", "--out", "o", "--methods", ","], "--methods ','")])
+def test_a_bad_or_missing_flag_is_one_line_naming_it(args, text, capsys):
+    one_line_error(capsys, train_main(args), text)
+
+
+def test_loader_dali_without_dali_is_one_line(shards_dir, tmp_path, capsys, monkeypatch):
+    import train.loaders
+
+    monkeypatch.setattr(train.loaders, "dali_available", lambda: False)
+    code = train_main(["fit", "--shards", str(shards_dir), "--out", str(tmp_path / "r"), *tiny_flags(loader="dali")])
+    one_line_error(capsys, code, "--loader dali", "--loader torch")
+
+
+def test_eval_resamples_below_one_is_refused_naming_the_flag(tmp_path, capsys):
+    from eval.__main__ import main as eval_main
+
+    with pytest.raises(SystemExit) as e:
+        eval_main(["report", str(tmp_path), "--resamples", "0"])
+    assert e.value.code == 2 and "--resamples: must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_is_reproduced_from_its_config_json_with_flags_overriding_it(stage1_run, tmp_path, capsys):
+    new = tmp_path / "new"
+    assert train_main(["fit", "--config", str(stage1_run / "config.json"), "--out", str(new), "--workers", "1"]) == 0
+    old_cfg = json.loads((stage1_run / "config.json").read_text())["config"]
+    new_cfg = json.loads((new / "config.json").read_text())["config"]
+    assert new_cfg == {**old_cfg, "out": str(new), "workers": 1}

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from shards.errors import UsageError
 from train.checkpoint import load_checkpoint
 from train.fit import fit
 from train.methods import METHODS, PAPER_METHODS, get_method
@@ -25,7 +26,7 @@ def test_the_papers_fifteen_methods_are_registered_first():
 
 
 def test_unknown_method_lists_the_names():
-    with pytest.raises(ValueError, match="ce, cb-ce, rw-ce"):
+    with pytest.raises(UsageError, match="ce, cb-ce, rw-ce"):
         get_method("softmax")
 
 

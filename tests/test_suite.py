@@ -1,15 +1,19 @@
 import dataclasses
+import json
 
+import pandas as pd
 import pytest
 
-from train.suite import plan, suite
+from shards.errors import UsageError
+
+from train.suite import parse_methods, parse_seeds, plan, suite
 
 from conftest import tiny_fit
 
 
 def test_plan_runs_stage_one_first_and_adds_ce_for_two_stage_methods():
     assert plan(["tau-norm", "rw-ce", "crt"]) == ["ce", "rw-ce", "tau-norm", "crt"]
-    with pytest.raises(ValueError, match="unknown method 'xx'"):
+    with pytest.raises(UsageError, match="unknown method 'xx'"):
         plan(["xx"])
 
 
@@ -32,3 +36,27 @@ def test_an_interrupted_suite_reruns_without_redoing_finished_runs(shards_dir, t
     table = (out / "results.md").read_text()
     assert all(f"| {m} |" in table for m in ("ce", "rw-ce", "crt", "tau-norm")) and "**" in table
     assert (out / "results.tex").exists() and (out / "results.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_suite_with_other_settings_is_refused_naming_them_or_rerun_into_a_new_dir(shards_dir, tmp_path):
+    out = tmp_path / "suite"
+    assert suite(tiny_fit(shards_dir, "", epochs=1), out, ["ce"], [0]) == "finished"
+    changed = tiny_fit(shards_dir, "", epochs=2, lr=0.01)
+    with pytest.raises(UsageError, match=r"ce-seed0 was trained with other settings \(epochs: 1 -> 2; "
+                                         r"lr: 0.001 -> 0.01\); rerun the suite with --rerun-changed"):
+        suite(changed, out, ["ce"], [0])
+    assert suite(changed, out, ["ce"], [0], rerun_changed=True) == "finished"
+    new = json.loads((out / "ce-seed0-2" / "summary.json").read_text())
+    assert (new["config"]["epochs"], new["config"]["lr"]) == (2, 0.01)
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 1 and table["bacc"].iloc[0] == pytest.approx(new["test"]["bacc"], abs=1e-3)
+    assert suite(changed, out, ["ce"], [0], rerun_changed=True) == "finished"  # the new dir is reused
+    assert not (out / "ce-seed0-3").exists()
+
+
+def test_seeds_and_methods_that_name_nothing_are_one_line_each():
+    with pytest.raises(UsageError, match="--seeds 'a': not a comma-separated list of integers"):
+        parse_seeds("a")
+    with pytest.raises(UsageError, match="--methods ',': no method names"):
+        parse_methods(",")

@@ -1,4 +1,4 @@
-"""python -m train fit | suite | methods"""
+"""python -m train fit | suite | bench | methods"""
 import argparse
 import logging
 import sys
@@ -6,80 +6,93 @@ from pathlib import Path
 
 import torch
 
-from shards.reader import NotAShardsDir
+from shards.errors import UsageError
 
-from .config import add_flags, from_args
+from .config import FitConfig, add_flags, flag, from_args
 from .distributed import init
-from .fit import ResumeRefused, fit
+from .fit import fit
 from .methods import METHODS, PAPER_METHODS
-from .models import WeightsUnavailable
-from .suite import parse_methods, suite
+from .suite import parse_methods, parse_seeds, suite
 from .trainer import NonFiniteLoss
+from . import use
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: checkpointed, rerun the same command to resume
+REQUIRED = {"fit": ("shards", "out"), "suite": ("shards",), "bench": ("shards",)}
 
 
-def parse(argv):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("fit", help="train one method into a run dir (resumes by default)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    f = sub.add_parser("fit", help="train one method into a run dir (resumes by default)", formatter_class=defaults)
     add_flags(f)
     s = sub.add_parser("suite", help="every method and seed into one dir, then the results table",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("--suite-out", "--out", dest="suite_out", required=True)
+                       formatter_class=defaults)
+    s.add_argument("--suite-out", "--out", dest="suite_out", required=True,
+                   help="the suite dir: a run dir per method and seed, and results.md (required)")
     s.add_argument("--methods", default="all", help="all (the paper's 15), everything, or a,b,c")
-    s.add_argument("--seeds", default="0", help="comma-separated")
+    s.add_argument("--seeds", default="0", help="comma-separated integers")
+    s.add_argument("--rerun-changed", action="store_true",
+                   help="train a run that was trained with other settings again, into NAME-2 (else: refused)")
     add_flags(s, exclude=("out", "method", "seed", "init_from"))
     b = sub.add_parser("bench", help="loader-only, model-only and end-to-end images/s on this machine",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    b.add_argument("--steps", type=int, default=20)
-    b.add_argument("--warmup", type=int, default=3)
+                       formatter_class=defaults)
+    b.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default: 200 on a "
+                   "GPU, 20 on a CPU)")
+    b.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 10 on a GPU, 3 on a CPU)")
+    b.add_argument("--repeat", type=int, default=1, help="measure this many times: median and spread")
     b.add_argument("--json", default="", help="also write the numbers to this file")
     b.add_argument("--baseline-png", default="", help="time the paper's input path on these 1024 px PNGs")
     add_flags(b, exclude=("out", "method", "init_from", "resume"))
     sub.add_parser("methods", help="list the methods")
-    return p.parse_args(argv)
+    use.add_parsers(sub)  # predict, export
+    return p
+
+
+def parse(argv):
+    return parser().parse_args(argv)
 
 
 def main(argv=None) -> int:
     a = parse(argv)
-    world = init(getattr(a, "device", "auto"))
-    # under torchrun only rank 0 talks; the others log warnings and errors
-    logging.basicConfig(level=logging.INFO if world.main else logging.WARNING, format="%(asctime)s %(message)s",
-                        datefmt="%H:%M:%S")
+    world = None
     try:
-        return run(a, world)
-    finally:
-        if world.active:
-            torch.distributed.destroy_process_group()
-
-
-def run(a, world) -> int:
-    say = print if world.main else (lambda *args, **kw: None)
-    if a.cmd == "methods":
-        for name, m in METHODS.items():
-            tag = "" if name in PAPER_METHODS else "  [beyond the paper]"
-            say(f"{name:<18} {m.summary}{tag}")
-        return 0
-    cfg = from_args(a)
-    if a.cmd == "bench":
-        return run_bench(a, cfg)
-    if not cfg.shards or not (cfg.out or a.cmd == "suite"):
-        print(f"error: {a.cmd} needs --shards DIR and --out DIR", file=sys.stderr)
-        return 2
-    try:
-        if a.cmd == "suite":
-            seeds = [int(s) for s in a.seeds.split(",")]
-            status = suite(cfg, a.suite_out, parse_methods(a.methods), seeds)
-        else:
-            status = fit(cfg)
-    except (ResumeRefused, NotAShardsDir, WeightsUnavailable, FileNotFoundError, ValueError) as e:
+        cfg = from_args(a) if a.cmd not in ("methods", *use.COMMANDS) else FitConfig()
+        missing = [flag(name) for name in REQUIRED.get(a.cmd, ()) if not getattr(cfg, name)]
+        if missing:
+            raise UsageError(f"{a.cmd} needs {' and '.join(missing)} (or a --config file that sets it)")
+        world = init(cfg.device)
+        # under torchrun only rank 0 talks; the others log warnings and errors
+        logging.basicConfig(level=logging.INFO if world.main else logging.WARNING,
+                            format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        return run(a, cfg, world)
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    finally:
+        if world is not None and world.active:
+            torch.distributed.destroy_process_group()
+
+
+def run(a, cfg: FitConfig, world) -> int:
+    say = print if world.main else (lambda *args, **kw: None)
+    if a.cmd in use.COMMANDS:
+        return use.run(a, say)
+    if a.cmd == "methods":
+        for name, m in METHODS.items():
+            tag = "" if name in PAPER_METHODS else "  [beyond the paper]"
+            say(f"{name:<18} {m.summary}{tag}")
+        return 0
+    if a.cmd == "bench":
+        return run_bench(a, cfg)
+    if a.cmd == "suite":
+        status = suite(cfg, a.suite_out, parse_methods(a.methods), parse_seeds(a.seeds),
+                       rerun_changed=a.rerun_changed)
+    else:
+        status = fit(cfg)
     where = a.suite_out if a.cmd == "suite" else cfg.out
     if status == "interrupted":
         say(f"interrupted: checkpointed in {where}; rerun the same command to resume")
@@ -95,7 +108,7 @@ def run_bench(a, cfg) -> int:
 
     from .bench import bench, table
 
-    result = bench(cfg, a.steps, a.warmup, a.baseline_png or None)
+    result = bench(cfg, a.steps, a.warmup, a.baseline_png or None, a.repeat)
     print(table(result))
     if a.json:
         with open(a.json, "w") as f:

@@ -9,6 +9,8 @@ Add a method by adding one entry to METHODS.
 """
 from dataclasses import dataclass, field
 
+from shards.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Method:
@@ -61,5 +63,5 @@ PAPER_METHODS = list(METHODS)[:15]
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; one of: {', '.join(METHODS)}")
+        raise UsageError(f"unknown method {name!r}; one of: {', '.join(METHODS)}")
     return METHODS[name]

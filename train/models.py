@@ -10,6 +10,8 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from shards.errors import UsageError
+
 from .heads import NormedLinear
 from .methods import LDAM
 
@@ -65,7 +67,7 @@ TORCHVISION = {
 MODELS = (*TORCHVISION, "tiny")
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(UsageError):
     pass
 
 

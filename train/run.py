@@ -1,14 +1,17 @@
 """A run dir: config.json, metrics.csv, train.log, predictions/, summary.json, last.pt, best.pt."""
+import contextlib
 import csv
 import io
 import json
 import logging
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
 from shards.atomic import write_atomic
+from shards.errors import UsageError
 from shards.writer import file_sha256
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_bacc", "train_auroc", "val_loss", "val_bacc", "val_auroc",
@@ -52,8 +55,30 @@ def write_metrics(path: Path, history: list[dict]) -> None:
     write_atomic(path, buf.getvalue().encode())
 
 
-def log_to_file(run_dir: Path) -> logging.Handler:
+@contextlib.contextmanager
+def log_to_file(run_dir: Path):
+    """This project's INFO lines (and an error's message, a crash's traceback) into RUN/train.log, also when the
+    caller set up no logging: an unconfigured root logger passes WARNING and up only."""
     handler = logging.FileHandler(run_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setLevel(logging.INFO)
+    ours = [logging.getLogger(name) for name in ("train", "shards", "eval")]
+    levels = [lg.level for lg in ours]
+    for lg in ours:
+        if lg.getEffectiveLevel() > logging.INFO:
+            lg.setLevel(logging.INFO)
     logging.getLogger().addHandler(handler)
-    return handler
+    try:
+        yield
+    except UsageError as e:  # the console gets these from __main__, once; the file gets them here
+        handler.handle(logging.makeLogRecord({"msg": f"error: {e}", "levelno": logging.ERROR}))
+        raise
+    except Exception:
+        handler.handle(logging.makeLogRecord({"msg": "crashed:", "levelno": logging.ERROR,
+                                              "exc_info": sys.exc_info()}))
+        raise
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        for lg, level in zip(ours, levels):
+            lg.setLevel(level)

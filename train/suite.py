@@ -3,18 +3,24 @@
 Stage-1 methods run first; crt and tau-norm start from the ce run of the same
 seed (added when not asked for). A finished run (summary.json) is skipped, an
 interrupted one resumes, so rerunning the same command after a preemption
-finishes the suite without training anything twice.
+finishes the suite without training anything twice. Each run's saved setup is
+checked the way ``fit`` checks it: a run made with other settings is refused,
+naming what changed, or with ``rerun_changed`` trained again into a new dir
+(``ce-seed0-2``) that the table then uses; one table never mixes settings.
 """
 import dataclasses
 import logging
 from pathlib import Path
 
 from eval.table import write_table
+from shards.errors import UsageError
 
 from .config import FitConfig
 from .distributed import barrier, current
 from .fit import fit
 from .methods import METHODS, PAPER_METHODS, get_method
+from .run import index_hash
+from .rundir import ResumeRefused, check_resume
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +41,61 @@ def parse_methods(text: str) -> list[str]:
         return list(PAPER_METHODS)
     if text == "everything":
         return list(METHODS)
-    return [m.strip() for m in text.split(",") if m.strip()]
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise UsageError(f"--methods {text!r}: no method names; give all, everything or names such as ce,rw-ce")
+    return names
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--seeds {text!r}: not a comma-separated list of integers (for example 0,1,2)") from None
 
 
 def run_dir(out: Path, method: str, seed: int) -> Path:
     return Path(out) / f"{method}-seed{seed}"
 
 
-def suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop=None) -> str:
+def place(cfg: FitConfig, index_sha: str, rerun_changed: bool) -> FitConfig:
+    """``cfg`` with the run dir it goes in: its own name, or with ``rerun_changed`` the first of name-2, name-3,
+    ... that is new or holds this very setup, when the named dir holds a run with other settings."""
+    run, n = Path(cfg.out), 1
+    while True:
+        try:
+            check_resume(cfg, run, index_sha)
+            return dataclasses.replace(cfg, out=str(run))
+        except ResumeRefused as e:
+            if not rerun_changed:
+                raise UsageError(f"{run} was trained with other settings ({'; '.join(e.changes)}); rerun the suite "
+                                 f"with --rerun-changed to train it again into a new dir, or give a new --out") \
+                    from None
+        n += 1
+        run = Path(f"{cfg.out}-{n}")
+
+
+def suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop=None,
+          rerun_changed: bool = False) -> str:
     """'finished' (table written) or 'interrupted' (rerun to continue)."""
     out = Path(out)
     order = plan(methods)
+    index_sha = index_hash(base.shards)
+    runs = []
     for seed in seeds:
+        used = {}
         for method in order:
-            run = run_dir(out, method, seed)
-            if (run / "summary.json").exists():
-                log.info("%s: finished, skipped", run.name)
-                continue
-            init = str(run_dir(out, "ce", seed)) if METHODS[method].stage != "train" else base.init_from
-            cfg = dataclasses.replace(base, method=method, seed=seed, out=str(run), init_from=init)
-            log.info("suite: %s (seed %d)", method, seed)
+            init = str(used["ce"]) if METHODS[method].stage != "train" else ""
+            cfg = dataclasses.replace(base, method=method, seed=seed, out=str(run_dir(out, method, seed)),
+                                      init_from=init)
+            cfg = place(cfg, index_sha, rerun_changed)
+            used[method] = Path(cfg.out)
+            runs.append(used[method])
+            log.info("suite: %s (seed %d) in %s", method, seed, cfg.out)
             if fit(cfg, stop) == "interrupted":
                 return "interrupted"
     if current().main:
-        write_table([out], out / "results")
+        write_table(runs, out / "results")
         log.info("results table: %s", out / "results.md")
     barrier()
     return "finished"
