@@ -29,6 +29,7 @@ class ShardLoader:
     def __init__(self, ss: ShardSet, sampler: str, augment: AugmentSpec, batch_size: int, seed: int, workers: int,
                  device: torch.device, channels_last: bool, second_stream: str | None = None,
                  rank: int = 0, world_size: int = 1, channels: int = 3):
+        ss.files.check()  # again: a tar cut since the dir was opened fails here, not as a worker's traceback
         self.ss, self.sampler, self.augment = ss, sampler, augment
         self.batch_size, self.seed, self.workers, self.device = batch_size, seed, workers, device
         self.channels_last, self.second_stream = channels_last, second_stream

@@ -4,8 +4,7 @@ The image bytes of a row sit at ``offset`` (``size`` bytes) in its ``shard``,
 so any image can be read without scanning a tar.
 """
 import io
-import mmap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +16,7 @@ from .errors import UsageError
 from .format import INDEX_FILE, MANIFEST_FILE, group_of
 from .index import class_counts, read_index
 from .manifest import check_index_hash, read_manifest
+from .tars import ShardFiles
 
 VIEWS = ("train", "val", "test", "balanced-test")
 
@@ -36,7 +36,7 @@ class ShardSet:
     root: Path
     index: pd.DataFrame
     manifest: dict
-    _maps: dict = field(default_factory=dict, repr=False)
+    files: ShardFiles  # the tars, checked against the index when opened
 
     @property
     def class_names(self) -> list[str]:
@@ -66,11 +66,7 @@ class ShardSet:
         return self.index[self.index["split"] == name]
 
     def read_bytes(self, shard: str, offset: int, size: int) -> bytes:
-        m = self._maps.get(shard)
-        if m is None:
-            with open(self.root / shard, "rb") as f:
-                m = self._maps[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        return m[offset:offset + size]
+        return self.files.read_bytes(shard, offset, size)
 
     def samples(self, view: str) -> Iterator[tuple[str, np.ndarray, int]]:
         """(key, uint8 image, label) for every image of a split, in pack order."""
@@ -78,9 +74,6 @@ class ShardSet:
         for key, shard, offset, size, label in zip(rows["key"], rows["shard"], rows["offset"],
                                                   rows["size"], rows["label"]):
             yield key, decode(self.read_bytes(shard, int(offset), int(size))), int(label)
-
-    def __getstate__(self):  # mmaps do not pickle; each process opens its own
-        return {**self.__dict__, "_maps": {}}
 
 
 def open_shards(root: Path) -> ShardSet:
@@ -92,4 +85,5 @@ def open_shards(root: Path) -> ShardSet:
     manifest = read_manifest(root)
     check_index_hash(root, manifest)  # labels and splits are the ones built (cheap: one small file)
     index, _ = read_index(root / INDEX_FILE)
-    return ShardSet(root, index, manifest)
+    files = ShardFiles(root, index["shard"], index["offset"], index["size"], index["key"])
+    return ShardSet(root, index, manifest, files)

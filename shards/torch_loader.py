@@ -27,21 +27,38 @@ def apply_augment(img: torch.Tensor, spec: AugmentSpec, p: AugmentParams | None)
 
 
 class ShardImages(Dataset):
-    """item (row, (seed, epoch, stream, position) or None) -> (uint8 image, label, row)."""
+    """item (index row, row in its split, (seed, epoch, stream, position) or None) -> (uint8 image, label, row).
 
-    def __init__(self, ss: ShardSet, rows, spec: AugmentSpec):
-        self.ss, self.spec = ss, spec
-        self.rows = rows[["shard", "offset", "size", "label"]].to_numpy()
+    Over the whole index, so that one DataLoader, and one set of workers, serves every split.
+    """
+
+    def __init__(self, ss: ShardSet, spec: AugmentSpec):
+        self.files, self.spec = ss.files, spec
+        self.rows = ss.index[["shard", "offset", "size", "label"]].to_numpy()
 
     def __getitem__(self, item):
-        row, seeds = item
-        shard, offset, size, label = self.rows[row]
-        img = torch.from_numpy(decode(self.ss.read_bytes(shard, int(offset), int(size))).copy())[None]
+        index_row, row, seeds = item
+        shard, offset, size, label = self.rows[index_row]
+        img = torch.from_numpy(decode(self.files.read_bytes(shard, int(offset), int(size))).copy())[None]
         params = None if seeds is None else self.spec.draw(*seeds)
         return apply_augment(img, self.spec, params), int(label), row
 
     def __len__(self):
         return len(self.rows)
+
+
+class Batches:
+    """The batch sampler of the one DataLoader: each pass yields the batches last set, so the workers
+    stay alive between epochs and splits (``persistent_workers``) while every pass has its own order."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
 
 
 def collate(items):
@@ -50,18 +67,40 @@ def collate(items):
 
 
 class TorchLoader(ShardLoader):
-    def _loader(self, dataset, batches):
-        return DataLoader(dataset, batch_sampler=batches, num_workers=self.workers, collate_fn=collate,
-                          pin_memory=self.device.type == "cuda")
+    """``workers`` DataLoader worker processes, started at the first pass and kept until the loader goes."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._batches = Batches()
+        # a private generator: the DataLoader's seed draws must not move the global RNG the model uses
+        self._loader = DataLoader(ShardImages(self.ss, self.augment), batch_sampler=self._batches,
+                                  num_workers=self.workers, collate_fn=collate, persistent_workers=self.workers > 0,
+                                  pin_memory=self.device.type == "cuda", generator=torch.Generator())
+        self._pass = None  # the pass now reading: only one at a time shares the workers
+
+    def _read(self, batches):
+        """The batches of [(index row, row in the split, seeds or None), ...] lists, read by the workers."""
+        self._batches.batches = batches
+        self._pass = token = object()
+        for done, batch in enumerate(self._loader, 1):
+            yield batch
+            if self._pass is not token:  # checked before the shared workers hand over the other pass's batch
+                if done == len(batches):
+                    return
+                raise RuntimeError("TorchLoader: another train()/evaluate() pass started before this one ended")
+
+    def _index_rows(self, view: str):
+        """Position in the index of each row of a split."""
+        return self.ss.index.index.get_indexer(self.ss.view(view).index)
 
     def train(self, epoch: int, start_step: int = 0):
         streams = [(self.order(self.sampler, epoch, 0), 0)]
         if self.second_stream:
             streams.append((self.order(self.second_stream, epoch, 1), 1))
-        n, bs = len(streams[0][0]), self.batch_size
-        batches = [[(int(o[p]), (self.seed, epoch, s, p)) for o, s in streams for p in range(lo, min(lo + bs, n))]
-                   for lo in range(start_step * bs, n, bs)]
-        for batch in self._loader(ShardImages(self.ss, self.train_rows, self.augment), batches):
+        where, n, bs = self._index_rows("train"), len(streams[0][0]), self.batch_size
+        batches = [[(where[o[p]], int(o[p]), (self.seed, epoch, s, p)) for o, s in streams
+                    for p in range(lo, min(lo + bs, n))] for lo in range(start_step * bs, n, bs)]
+        for batch in self._read(batches):
             if self.second_stream:
                 k = len(batch["y"]) // 2
                 batch = {"x": batch["x"][:k], "y": batch["y"][:k], "rows": batch["rows"][:k],
@@ -70,6 +109,6 @@ class TorchLoader(ShardLoader):
 
     def evaluate(self, view: str):
         """This rank's share of the split, each image once, no augmentation; ``rows`` index the split."""
-        mine = list(self.eval_positions(view))
-        batches = [[(i, None) for i in mine[lo:lo + self.batch_size]] for lo in range(0, len(mine), self.batch_size)]
-        yield from self._loader(ShardImages(self.ss, self.ss.view(view), self.augment), batches)
+        mine, where = list(self.eval_positions(view)), self._index_rows(view)
+        yield from self._read([[(where[i], i, None) for i in mine[lo:lo + self.batch_size]]
+                               for lo in range(0, len(mine), self.batch_size)])
