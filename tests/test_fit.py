@@ -1,6 +1,7 @@
 """One run as a user meets it: what it leaves, resume rules, signals, kill -9, bad states."""
 import copy
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,9 @@ import pytest
 import torch
 
 from eval.summary import paper_metrics
+from shards.errors import UsageError
 from shards.reader import open_shards
+from shards.writer import file_sha256
 from train.checkpoint import load_checkpoint
 from train.fit import ResumeRefused, fit
 from train.models import WeightsUnavailable, build_model, grey_input
@@ -62,6 +65,9 @@ def test_resume_refuses_a_changed_index(shards_dir, shards_copy, tmp_path):
 
     table = pq.read_table(shards_copy / "index.parquet")
     pq.write_table(table.slice(1), shards_copy / "index.parquet")
+    manifest = json.loads((shards_copy / "manifest.json").read_text())  # a rebuilt shards dir: a consistent one
+    manifest["index_sha256"] = file_sha256(shards_copy / "index.parquet")
+    (shards_copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ResumeRefused, match="index.parquet changed"):
         fit(tiny_fit(shards_copy, tmp_path / "r"))
 
@@ -119,7 +125,7 @@ def test_a_grey_input_network_gives_what_the_rgb_one_gives_for_the_grey_image_in
 
 def test_a_grey_input_run_trains_and_its_stage_two_must_match_it(shards_dir, stage1_run, tmp_path):
     assert fit(tiny_fit(shards_dir, tmp_path / "grey", epochs=1, channels=1, loader="dali")) == "finished"
-    with pytest.raises(ValueError, match="--channels 1: the stage-1 run .* --channels 3"):
+    with pytest.raises(UsageError, match="--channels 1: the stage-1 run .* --channels 3"):
         fit(tiny_fit(shards_dir, tmp_path / "crt", method="crt", init_from=str(stage1_run), channels=1))
 
 
@@ -183,22 +189,6 @@ def test_tensorboard_events_are_written_when_installed(shards_dir, tmp_path):
     assert events and events[0].stat().st_size > 100
 
 
-def test_fp16_steps_skipped_by_the_grad_scaler_are_counted():
-    from train.trainer import optimize
-
-    net = torch.nn.Linear(4, 3)
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 127)  # the scaled gradients overflow: inf
-    opt = torch.optim.Adam(net.parameters())
-    amp = lambda: torch.autocast("cpu", dtype=torch.float16)
-    before = net.weight.detach().clone()
-    _, _, skipped = optimize(net, torch.randn(8, 4), torch.randint(0, 3, (8,)),
-                             torch.nn.CrossEntropyLoss(), opt, scaler, amp)
-    assert skipped == 1 and torch.equal(net.weight, before) and scaler.get_scale() < 2.0 ** 127
-    _, _, skipped = optimize(net, torch.randn(8, 4), torch.randint(0, 3, (8,)),
-                             torch.nn.CrossEntropyLoss(), opt, torch.amp.GradScaler("cpu"), amp)
-    assert skipped == 0 and not torch.equal(net.weight, before)
-
-
 def test_compile_trains_the_same_parameters(shards_dir, tmp_path):
     """--compile wraps the train step only; the weights it trains are the model's (checkpointed as usual)."""
     from torch._dynamo.utils import counters
@@ -209,3 +199,111 @@ def test_compile_trains_the_same_parameters(shards_dir, tmp_path):
     assert counters["stats"]["unique_graphs"] > 0  # the step did run through torch.compile
     state = load_checkpoint(tmp_path / "c" / "last.pt")["model"]
     assert not any(k.startswith("_orig_mod") for k in state) and "head.weight" in state
+
+
+def test_the_log_tells_the_story_and_config_json_records_what_ran(shards_dir, tmp_path, caplog):
+    caplog.set_level("INFO")
+    out = tmp_path / "story"
+    assert fit(tiny_fit(shards_dir, out, method="rw-ldam-drw", epochs=2, drw_epoch=1)) == "finished"
+    text = caplog.text
+    assert "rw-ldam-drw on cpu" in text and "torch loader, 0 workers" in text and "| fp32 |" in text
+    assert "tiny, 0.02M parameters" in text and "images: train 166, val 60, test 85" in text
+    assert "epoch 1: new best val balanced accuracy" in text and "epoch 2: DRW switches on: rw" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"done: best epoch {summary['best_epoch']} of 2" in text and f"{summary['test']['bacc']:.4f}" in text
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["loader"] == "torch" and meta["device"] == "cpu" and meta["device_name"]
+    assert "cuda" in meta and "cudnn" in meta and meta["synthetic"] is True
+
+
+def test_early_stopping_says_so(shards_dir, tmp_path, caplog):
+    caplog.set_level("INFO")
+    from train.checkpoint import save_checkpoint
+
+    cfg = tiny_fit(shards_dir, tmp_path / "r", epochs=3, patience=5)
+    assert fit(cfg, stop=lambda e, s: e == 1 and s == 1) == "interrupted"
+    ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
+    ckpt["state"].update(best=1.0, since_best=4)  # as if four epochs had not beaten a perfect one
+    save_checkpoint(tmp_path / "r" / "last.pt", ckpt)
+    assert fit(cfg) == "finished"
+    assert "early stop: val balanced accuracy not better for 5 epochs (best 1.0000" in caplog.text
+    assert len(pd.read_csv(tmp_path / "r" / "metrics.csv")) == 2
+
+
+def signal_self_when(monkeypatch, target, name, condition=lambda *a, **kw: True):
+    """Patch ``target.name`` to SIGTERM this process (the run's handler is installed) when called."""
+    real = getattr(target, name)
+
+    def patched(*args, **kw):
+        if condition(*args, **kw):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(target, name, patched)
+
+
+def test_sigterm_during_start_up_is_an_interruption_and_the_rerun_trains(shards_dir, tmp_path, monkeypatch):
+    from train import fit as fit_module
+
+    cfg = tiny_fit(shards_dir, tmp_path / "r", epochs=1)
+    with monkeypatch.context() as m:
+        signal_self_when(m, fit_module, "make_loader")
+        assert fit(cfg) == "interrupted"
+    assert not (tmp_path / "r" / "metrics.csv").exists()
+    assert fit(cfg) == "finished" and (tmp_path / "r" / "summary.json").exists()
+
+
+def test_sigterm_during_the_final_evaluation_leaves_no_summary_and_the_rerun_finishes(shards_dir, tmp_path,
+                                                                                     monkeypatch):
+    from train.trainer import Trainer
+
+    cfg = tiny_fit(shards_dir, tmp_path / "r", epochs=1)
+    with monkeypatch.context() as m:
+        signal_self_when(m, Trainer, "predict", lambda self, view: view == "test")
+        assert fit(cfg) == "interrupted"
+    assert not (tmp_path / "r" / "summary.json").exists()
+    assert fit(cfg) == "finished" and (tmp_path / "r" / "summary.json").exists()
+    assert len(pd.read_csv(tmp_path / "r" / "metrics.csv")) == 1  # not trained again
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:5", "foo"])
+def test_a_device_this_machine_lacks_is_a_usage_error_naming_what_exists(name, monkeypatch):
+    from shards.errors import UsageError
+    from train.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match=rf"--device {name}: .*this machine has cpu"):
+        resolve_device(name)
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_cudnn_autotunes_unless_deterministic():
+    from train.device import configure_kernels
+
+    configure_kernels(False)
+    assert torch.backends.cudnn.benchmark
+    configure_kernels(True)
+    assert not torch.backends.cudnn.benchmark and torch.are_deterministic_algorithms_enabled()
+
+
+def test_the_train_state_survives_its_checkpoint_form():
+    from train.state import EpochTotals, TrainState
+
+    cpu = torch.device("cpu")
+    state = TrainState(EpochTotals.zero(cpu), epoch=2, step=3, best=0.5, best_epoch=2, since_best=1, skipped=4,
+                       history=[{"epoch": 1}])
+    state.totals.add(torch.tensor(2.0), torch.ones(3, 5), torch.tensor([0, 1, 2]), torch.tensor(1))
+    back = TrainState.from_checkpoint(state.to_checkpoint(), cpu)
+    assert back.to_checkpoint()["accum"]["loss_sum"] == 6.0 and back.totals.n == 3 and back.skipped == 4
+    assert int(back.totals.skipped) == 1 and torch.equal(torch.cat(back.totals.logits), torch.ones(3, 5))
+    assert (back.epoch, back.step, back.best, back.best_epoch, back.since_best) == (2, 3, 0.5, 2, 1)
+
+
+@pytest.mark.gpu
+def test_a_run_on_cuda_trains_in_fp16_with_fused_adam_and_records_the_gpu(shards_dir, tmp_path):
+    out = tmp_path / "cuda"
+    assert fit(tiny_fit(shards_dir, out, epochs=1, device="cuda", deterministic=False)) == "finished"
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["device"] == "cuda:0" and meta["precision"] == "fp16" and meta["cudnn"]
+    assert load_checkpoint(out / "last.pt")["optimizer"]["param_groups"][0]["fused"]

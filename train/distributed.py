@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,13 @@ def any_true(*flags: bool) -> list[bool]:
 def barrier() -> None:
     if current().active:
         dist.barrier()
+
+
+def distribute(net: nn.Module, cfg, device: torch.device, world: World) -> nn.Module:
+    """The module the train step runs: ``net``, wrapped in DDP under torchrun (gradients averaged) and
+    compiled with --compile. Evaluation runs ``net`` itself: it shares the same parameters."""
+    if world.active:
+        if cfg.sync_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if cfg.compile else net

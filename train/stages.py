@@ -12,11 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from shards.errors import UsageError
 from shards.reader import ShardSet
 
 from .checkpoint import load_checkpoint
 from .config import FitConfig
-from .distributed import gather
+from .inference import infer
 from .methods import Method, get_method
 from .models import Classifier, build_model, make_head
 
@@ -28,12 +29,12 @@ def head_kind(method: Method, cfg_paper_ldam: bool) -> str:
 def stage1_model(init_from: str, ss: ShardSet) -> tuple[Classifier, dict]:
     run = Path(init_from)
     if not (run / "best.pt").exists():
-        raise FileNotFoundError(f"--init-from {run}: no best.pt; train the stage-1 run first (for example "
-                                f"`python -m train fit --method ce --out {run} ...`)")
+        raise UsageError(f"--init-from {run}: no best.pt; train the stage-1 run first (for example "
+                         f"`python -m train fit --method ce --out {run} ...`)")
     cfg1 = json.loads((run / "config.json").read_text())["config"]
     method1 = get_method(cfg1["method"])
     if method1.stage != "train":
-        raise ValueError(f"--init-from {run} is a {method1.name} run; start from a stage-1 run such as ce")
+        raise UsageError(f"--init-from {run} is a {method1.name} run; start from a stage-1 run such as ce")
     model = build_model(cfg1["model"], ss.num_classes, "none", head_kind(method1, cfg1["paper_ldam"]),
                         cfg1.get("channels", 3))
     model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
@@ -46,7 +47,7 @@ def build_stage_model(cfg: FitConfig, method: Method, ss: ShardSet) -> Classifie
                            cfg.channels)
     model, cfg1 = stage1_model(cfg.init_from, ss)
     if cfg1.get("channels", 3) != cfg.channels:
-        raise ValueError(f"--channels {cfg.channels}: the stage-1 run {cfg.init_from} was trained with "
+        raise UsageError(f"--channels {cfg.channels}: the stage-1 run {cfg.init_from} was trained with "
                          f"--channels {cfg1.get('channels', 3)}; give the same")
     if method.stage == "crt":
         model.head = make_head("linear", model.num_features, ss.num_classes)
@@ -62,29 +63,12 @@ def set_train_mode(model: Classifier, method: Method, cfg: FitConfig, epoch: int
         model.backbone.eval()
 
 
-@torch.no_grad()
-def extract_features(backbone: nn.Module, loader, view: str, amp) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Features of every image of a split, in index order (each rank computes its share, then all gather)."""
-    backbone.eval()
-    feats, labels, rows = [], [], []
-    for batch in loader.evaluate(view):
-        with amp():
-            feats.append(backbone(loader.to_input(batch["x"])).float().cpu())
-        labels.append(batch["y"].numpy())
-        rows.append(batch["rows"].numpy())
-    parts = gather((torch.cat(feats), np.concatenate(labels), np.concatenate(rows)))
-    f = torch.cat([p[0] for p in parts])
-    y, r = (np.concatenate([p[i] for p in parts]) for i in (1, 2))
-    order = np.argsort(r, kind="stable")
-    return f[torch.as_tensor(order)].to(loader.device), y[order], r[order]
-
-
 class FeatureLoader:
     """cRT on features computed once (no augmentation): same sampler order, batches of feature vectors."""
 
     def __init__(self, base, backbone: nn.Module, amp):
-        self.base, self.device, self.train_rows = base, base.device, base.train_rows
-        self.train_feats, _, _ = extract_features(backbone, base, "train", amp)
+        self.base, self.ss, self.device, self.train_rows = base, base.ss, base.device, base.train_rows
+        self.train_feats = self._features("train", backbone, amp)[2]
         self._views = {}
         self._backbone, self._amp = backbone, amp
 
@@ -98,15 +82,15 @@ class FeatureLoader:
         order = self.base.order(self.base.sampler, epoch, 0)
         bs = self.base.batch_size
         for step in range(start_step, self.steps_per_epoch()):
-            idx = torch.as_tensor(order[step * bs:(step + 1) * bs])
-            yield {"x": self.train_feats[idx.to(self.train_feats.device)],
-                   "y": torch.as_tensor(self.base.labels[idx.numpy()]), "rows": idx}
+            idx = order[step * bs:(step + 1) * bs]
+            yield {"x": self.train_feats[torch.as_tensor(idx).to(self.device, non_blocking=True)],
+                   "y": torch.as_tensor(self.base.labels[idx]), "rows": torch.as_tensor(idx)}
 
     def evaluate(self, view: str):
         """This rank's share of the split's features (see ``ShardLoader.eval_positions``)."""
         if view not in self._views:
-            self._views[view] = extract_features(self._backbone, self.base, view, self._amp)
-        feats, labels, rows = self._views[view]
+            self._views[view] = self._features(view, self._backbone, self._amp)
+        rows, labels, feats = self._views[view]
         mine = np.asarray(self.base.eval_positions(view))
         bs = self.base.batch_size
         for lo in range(0, len(mine), bs):
@@ -114,6 +98,11 @@ class FeatureLoader:
             yield {"x": feats[torch.as_tensor(idx, device=feats.device)], "y": torch.as_tensor(labels[idx]),
                    "rows": torch.as_tensor(rows[idx])}
 
+    def _features(self, view: str, backbone: nn.Module, amp):
+        """(rows, labels, features on the device) of a split in index order."""
+        rows, labels, feats = infer(backbone, self.base, view, amp)
+        return rows, labels, feats.to(self.device)
+
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.device)
+        return x.to(self.device, non_blocking=True)
 
