@@ -13,6 +13,7 @@ from train.bench import BASELINE_BATCHES, paper_path
 from conftest import tiny_fit
 
 
+@pytest.mark.slow
 def test_bench_counts_delivered_images_and_prints_the_json_numbers(shards_dir, raw_dir, tmp_path):
     """166 training images in batches of 4: 42 steps an epoch, the last one of 2 images. One warm-up and
     41 timed steps of the loader deliver 162 images, not 41 x 4."""
@@ -47,6 +48,7 @@ def test_bench_without_opencv_labels_the_paper_path_as_pil(monkeypatch):
     assert bench.paper_decoder().startswith("PIL (OpenCV absent")
 
 
+@pytest.mark.slow
 def test_gpu_check_stops_when_nvidia_smi_sees_a_gpu_that_torch_does_not(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("torch sees the GPU here")

@@ -112,6 +112,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_killed_build_resumes_without_redoing_shards_and_ends_byte_identical(shards_dir, raw_dir, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-c", KILLABLE, "build-shards", "--images", str(raw_dir), "--labels",

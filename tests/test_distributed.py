@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from shards.augment import AugmentSpec
@@ -15,12 +16,13 @@ from shards.reader import open_shards
 from shards.torch_loader import TorchLoader
 from train.checkpoint import load_checkpoint
 
+from conftest import tiny_flags
+
 
 def torchrun_cmd(shards_dir, out, *extra):
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "train", "fit", "--shards", str(shards_dir), "--out", str(out), "--model", "tiny", "--pretrained",
-            "none", "--image-size", "32", "--batch-size", "16", "--lr", "0.001", "--loader", "torch", "--workers",
-            "0", "--deterministic", "--no-tensorboard", "--epochs", "3", "--checkpoint-minutes", "0", *extra]
+            "-m", "train", "fit", "--shards", str(shards_dir), "--out", str(out),
+            *tiny_flags(batch_size=16, epochs=3, drw_epoch=10), "--checkpoint-minutes", "0", *extra]
 
 
 def test_ranks_take_disjoint_equal_slices_that_cover_the_epoch(shards_dir):
@@ -36,6 +38,7 @@ def test_ranks_take_disjoint_equal_slices_that_cover_the_epoch(shards_dir):
     assert set(seen[0]) | set(seen[1]) == set(range(len(ss.view("train"))))
 
 
+@pytest.mark.slow
 def test_sigterm_on_one_rank_stops_all_with_one_checkpoint_and_the_resume_is_exact(shards_dir, tmp_path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     r = subprocess.run(torchrun_cmd(shards_dir, whole), capture_output=True, text=True, timeout=300)

@@ -20,7 +20,7 @@ from train.fit import ResumeRefused, fit
 from train.models import WeightsUnavailable, build_model, grey_input
 from eval.predictions import read_predictions
 
-from conftest import tiny_fit
+from conftest import tiny_fit, tiny_flags
 
 
 def test_a_run_leaves_config_metrics_predictions_and_a_summary_that_matches_them(stage1_run, shards_dir):
@@ -130,9 +130,8 @@ def test_a_grey_input_run_trains_and_its_stage_two_must_match_it(shards_dir, sta
 
 
 def fit_cmd(shards_dir, out, *extra):
-    return [sys.executable, "-m", "train", "fit", "--shards", str(shards_dir), "--out", str(out), "--model", "tiny",
-            "--pretrained", "none", "--image-size", "32", "--batch-size", "16", "--lr", "0.001", "--loader",
-            "torch", "--workers", "0", "--deterministic", "--drw-epoch", "1", "--no-tensorboard", *extra]
+    return [sys.executable, "-m", "train", "fit", "--shards", str(shards_dir), "--out", str(out),
+            *tiny_flags(batch_size=16, epochs=60, patience=15), *extra]
 
 
 def wait_for(path, proc, timeout=120):
@@ -143,6 +142,7 @@ def wait_for(path, proc, timeout=120):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_at_the_next_step_and_the_same_command_finishes(shards_dir, tmp_path):
     out = tmp_path / "run"
     cmd = fit_cmd(shards_dir, out, "--epochs", "4")
@@ -158,12 +158,14 @@ def test_sigterm_checkpoints_at_the_next_step_and_the_same_command_finishes(shar
     assert len(pd.read_csv(out / "metrics.csv")) == 4
 
 
+@pytest.mark.slow
 def test_a_changed_command_is_refused_on_the_command_line(stage1_run, shards_dir):
     r = subprocess.run(fit_cmd(shards_dir, stage1_run, "--epochs", "1", "--lr", "0.5"), capture_output=True,
                        text=True)
     assert r.returncode == 2 and "lr: 0.001 -> 0.5" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_rerun_equals_an_uninterrupted_run(shards_dir, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     args = ("--method", "rw-ldam-drw", "--epochs", "3", "--checkpoint-minutes", "0")
@@ -189,6 +191,7 @@ def test_tensorboard_events_are_written_when_installed(shards_dir, tmp_path):
     assert events and events[0].stat().st_size > 100
 
 
+@pytest.mark.slow
 def test_compile_trains_the_same_parameters(shards_dir, tmp_path):
     """--compile wraps the train step only; the weights it trains are the model's (checkpointed as usual)."""
     from torch._dynamo.utils import counters

@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
+
+from conftest import tiny_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("ce", "rw-ce", "crt", "tau-norm")
@@ -15,11 +18,11 @@ METHODS = ("ce", "rw-ce", "crt", "tau-norm")
 
 def suite_cmd(shards_dir, out):
     return ["bash", str(ROOT / "scripts" / "run-until-done.sh"), sys.executable, "-m", "train", "suite", "--shards",
-            str(shards_dir), "--out", str(out), "--methods", ",".join(METHODS), "--seeds", "0", "--model", "tiny",
-            "--pretrained", "none", "--image-size", "32", "--epochs", "6", "--batch-size", "16", "--lr", "0.001",
-            "--loader", "torch", "--workers", "0", "--no-tensorboard"]
+            str(shards_dir), "--out", str(out), "--methods", ",".join(METHODS), "--seeds", "0",
+            *tiny_flags(batch_size=16, epochs=6, patience=15, deterministic=False, drw_epoch=10)]
 
 
+@pytest.mark.slow
 def test_sigterm_at_random_moments_then_restart_finishes_every_run_once(shards_dir, tmp_path):
     out = tmp_path / "suite"
     rng = random.Random(1234)

@@ -17,6 +17,7 @@ def test_plan_runs_stage_one_first_and_adds_ce_for_two_stage_methods():
         plan(["xx"])
 
 
+@pytest.mark.slow
 def test_an_interrupted_suite_reruns_without_redoing_finished_runs(shards_dir, tmp_path):
     base = dataclasses.replace(tiny_fit(shards_dir, "", epochs=1))
     out = tmp_path / "suite"
