@@ -20,6 +20,24 @@ EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: checkpointed, rerun the same command to re
 REQUIRED = {"fit": ("shards", "out"), "suite": ("shards",), "bench": ("shards",)}
 
 
+def positive(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def at_least_0(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= {low}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -37,10 +55,12 @@ def parser() -> argparse.ArgumentParser:
     add_flags(s, exclude=("out", "method", "seed", "init_from"))
     b = sub.add_parser("bench", help="loader-only, model-only and end-to-end images/s on this machine",
                        formatter_class=defaults)
-    b.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default: 200 on a "
-                   "GPU, 20 on a CPU)")
-    b.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 10 on a GPU, 3 on a CPU)")
-    b.add_argument("--repeat", type=int, default=1, help="measure this many times: median and spread")
+    # no default shown for --steps / --warmup: it depends on the device (SUPPRESS leaves the attribute unset)
+    b.add_argument("--steps", type=positive, default=argparse.SUPPRESS,
+                   help="timed steps per measurement (default: 200 on a GPU, 20 on a CPU)")
+    b.add_argument("--warmup", type=at_least_0, default=argparse.SUPPRESS,
+                   help="untimed steps first (default: 10 on a GPU, 3 on a CPU)")
+    b.add_argument("--repeat", type=positive, default=1, help="measure this many times: median and spread")
     b.add_argument("--json", default="", help="also write the numbers to this file")
     b.add_argument("--baseline-png", default="", help="time the paper's input path on these 1024 px PNGs")
     add_flags(b, exclude=("out", "method", "init_from", "resume"))
@@ -108,7 +128,7 @@ def run_bench(a, cfg) -> int:
 
     from .bench import bench, table
 
-    result = bench(cfg, a.steps, a.warmup, a.baseline_png or None, a.repeat)
+    result = bench(cfg, getattr(a, "steps", None), getattr(a, "warmup", None), a.baseline_png or None, a.repeat)
     print(table(result))
     if a.json:
         with open(a.json, "w") as f:
