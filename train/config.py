@@ -112,8 +112,9 @@ def help_text(f: dataclasses.Field) -> str:
 def add_flags(parser: argparse.ArgumentParser, exclude=()) -> None:
     """One flag per field. The parsed value is absent unless given (default SUPPRESS), so that a --config file
     fills the rest; the help shows the field's default."""
-    parser.add_argument("--config", default=argparse.SUPPRESS, help="take every setting from this file: a run's config.json, or a JSON or "
-                        "YAML mapping of these flags' names (image_size: 256); flags given override it")
+    parser.add_argument("--config", default=argparse.SUPPRESS,
+                        help="take every setting from this file: a run's config.json, or a JSON or YAML mapping of "
+                        "these flags' names (image_size: 256); flags given override it")
     for f in fields(FitConfig):
         if f.name in exclude:
             continue
