@@ -98,6 +98,18 @@ def bootstrap_note(b: dict, marks: str = "Brackets") -> str:
             f"{b['unit']}s (seed {b['seed']}).")
 
 
+def scores_note(meta: dict) -> str:
+    """What the probabilities behind AUROC are; for a cosine classifier (the LDAM family), that its logits
+    carry the scale its loss used, so its softmax is on the same footing as any other method's."""
+    note = "AUROC ranks the softmax of the saved logits."
+    method = meta.get("method", {})
+    if method.get("head") == "normed" and not meta["config"].get("paper_ldam"):
+        note += (f" This run's classifier is a cosine one: its logits are s x cosine with s = "
+                 f"{method.get('loss_params', {}).get('s', 30)}, the scale its loss used, so its softmax is a "
+                 "probability like the other methods'.")
+    return note
+
+
 def markdown(run: Path, s: dict, per_class: pd.DataFrame, has_curves: bool) -> str:
     bt, t, n = s["balanced_test"], s["test"], s["images"]
     lines = [f"# Report: {title(s, run)}", "",
@@ -108,7 +120,7 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, has_curves: bool) -> s
              f"Head, Medium, Tail: mean per-class accuracy (recall) of the group's classes on balanced-test "
              f"({n['balanced_test']} images); Avg: the mean of the three. mF1 (macro F1), bAcc (balanced "
              f"accuracy), AUROC (macro one-vs-rest) and MCC: on test ({n['test']} images). "
-             + bootstrap_note(s["bootstrap"]), "",
+             + bootstrap_note(s["bootstrap"]) + " " + scores_note(read_json(run / "config.json")), "",
              "## Per class", "",
              "Recall (accuracy of the class) on balanced-test with its 95% interval; F1 and AUROC on test.", "",
              markdown_table(per_class), "", "## Figures", ""]

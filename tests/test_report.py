@@ -101,6 +101,18 @@ def test_the_report_says_what_each_column_is_measured_on_and_what_the_brackets_a
     assert "Brackets: 95% percentile bootstrap interval, 30 resamples of patients (seed 4)." in text
 
 
+def test_the_report_says_a_cosine_classifiers_logits_carry_its_losses_scale():
+    from eval.report import scores_note
+    from train.methods import get_method
+
+    def meta(method, paper_ldam=False):
+        return {"method": vars(get_method(method)), "config": {"paper_ldam": paper_ldam}}
+
+    assert "s x cosine with s = 30.0, the scale its loss used" in scores_note(meta("cb-ldam-drw"))
+    assert scores_note(meta("ce")) == "AUROC ranks the softmax of the saved logits."
+    assert scores_note(meta("ldam", paper_ldam=True)) == "AUROC ranks the softmax of the saved logits."
+
+
 @pytest.mark.parametrize("name", ["summary.json", "config.json", "predictions/test.parquet",
                                   "predictions/balanced-test.parquet"])
 def test_a_damaged_file_of_the_run_is_one_usage_error_naming_it(run_copy, name):
