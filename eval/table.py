@@ -30,9 +30,34 @@ def find_runs(paths) -> list[Path]:
             raise UsageError(f"{p} does not exist; give run dirs or suite dirs (the --out of train fit or suite)")
         if (p / "summary.json").exists():
             runs.append(p)
-        else:
-            runs += sorted(q.parent for q in p.glob("*/summary.json"))
+        else:  # a suite dir; runs that `train fit --resume never` moved aside (NAME.old-TIME) are not in it
+            runs += sorted(q.parent for q in p.glob("*/summary.json") if ".old-" not in q.parent.name)
     return runs
+
+
+# config fields that say where and how a run ran, not what it trained
+NOT_SETTINGS = {"out", "seed", "shards", "init_from", "device", "loader", "workers", "resume", "checkpoint_minutes",
+                "tensorboard", "compile", "deterministic"}
+
+
+def _check_one_setting(method: str, items: list) -> None:
+    """The runs of one method in one row differ by seed only: other settings, other shards or a seed twice
+    (``train suite --rerun-changed`` leaves NAME and NAME-2) are refused, naming the runs."""
+    first, _, base = items[0]
+    seeds = {}
+    for run, summary, meta in items:
+        cfg, ref = meta["config"], base["config"]
+        diff = [f"{k}: {ref[k]!r} vs {cfg[k]!r}" for k in sorted(set(ref) & set(cfg) - NOT_SETTINGS)
+                if ref[k] != cfg[k]]
+        if summary.get("index_sha256") != items[0][1].get("index_sha256"):
+            diff.append("another shards index")
+        if diff:
+            raise UsageError(f"{first} and {run} both ran {method} but with other settings ({'; '.join(diff)}); "
+                             "give the run dirs of one setting")
+        if cfg.get("seed") in seeds:
+            raise UsageError(f"{seeds[cfg.get('seed')]} and {run} are both {method} seed {cfg.get('seed')}; "
+                             "give the run dirs of one of them")
+        seeds[cfg.get("seed")] = run
 
 
 def _numbers(summary: dict) -> dict:
@@ -97,6 +122,7 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     synthetic = _check_one_kind({run: is_synthetic(run) for run in runs})
     rows = []
     for method, items in by_method.items():
+        _check_one_setting(method, items)
         run, _, meta = items[0]
         row = {"method": method, "seeds": len(items), **_spread(items, n_boot, seed, by_patient), **_images(run),
                "dataset": meta["dataset"], "model": meta["config"].get("model", "?"), "synthetic": synthetic}

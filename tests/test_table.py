@@ -8,7 +8,7 @@ import pytest
 
 from eval.figures import suite_comparison
 from eval.runs import is_synthetic
-from eval.table import collect, ranks, render, write_table
+from eval.table import collect, find_runs, ranks, render, write_table
 from shards.errors import UsageError
 
 
@@ -50,6 +50,27 @@ def test_several_seeds_give_mean_and_sd_and_the_published_column(tmp_path):
     assert row["seeds"] == 3 and row["bacc"] == 0.3 and abs(row["bacc_sd"] - 0.1) < 1e-12
     assert row["published_bacc"] == 0.260 and abs(row["delta_bacc"] - 0.04) < 1e-12
     assert "0.300 ± 0.100" in render(table)["md"] and "| 0.260 | +0.040 |" in render(table)["md"]
+
+
+def test_runs_of_one_method_with_other_settings_are_refused_naming_the_setting(tmp_path):
+    runs = [fake_run(tmp_path, f"ce-seed{i}", "ce", i, 0.2) for i in range(2)]
+    config = json.loads((runs[1] / "config.json").read_text())
+    config["config"]["model"] = "resnet50"
+    (runs[1] / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UsageError, match="both ran ce but with other settings \\(model: 'tiny' vs 'resnet50'\\)"):
+        collect(runs)
+
+
+def test_one_seed_of_a_method_twice_is_refused(tmp_path):
+    runs = [fake_run(tmp_path, "ce-seed0", "ce", 0, 0.2), fake_run(tmp_path, "ce-seed0-2", "ce", 0, 0.3)]
+    with pytest.raises(UsageError, match="are both ce seed 0"):
+        collect(runs)
+
+
+def test_a_suite_dir_leaves_out_the_runs_moved_aside(tmp_path):
+    kept = fake_run(tmp_path / "suite", "ce-seed0", "ce", 0, 0.2)
+    fake_run(tmp_path / "suite", "ce-seed0.old-20261128-061500", "ce", 0, 0.3)
+    assert find_runs([tmp_path / "suite"]) == [kept]
 
 
 def test_table_command_writes_every_format_and_the_comparison_figure(stage1_run, tmp_path):
