@@ -26,16 +26,17 @@ def read_manifest(root: Path) -> dict:
     return manifest
 
 
-def check_index_hash(root: Path, manifest: dict) -> None:
-    """Refuse an index.parquet whose sha256 is not the manifest's (manifests older than the field pass)."""
+def check_index_hash(root: Path, manifest: dict) -> str:
+    """The sha256 of index.parquet; one that is not the manifest's is refused (manifests older than the
+    field pass)."""
     want = manifest.get("index_sha256")
     path = Path(root) / INDEX_FILE
-    if want is None:
-        return
     if not path.is_file():
         raise UsageError(f"{path}: missing; rebuild the shards with `python -m ingest build-shards` into a new --out")
-    if file_sha256(path) != want:
+    have = file_sha256(path)
+    if want is not None and have != want:
         raise UsageError(f"{path} is not the index this shards dir was built with (its sha256 differs from "
                          f"{MANIFEST_FILE}'s index_sha256), so labels or splits may have changed: "
                          f"run `python -m ingest verify {root}` to see what differs, and rebuild the shards "
                          f"with `python -m ingest build-shards` into a new --out")
+    return have

@@ -37,6 +37,7 @@ class ShardSet:
     index: pd.DataFrame
     manifest: dict
     files: ShardFiles  # the tars, checked against the index when opened
+    index_sha256: str  # of index.parquet, checked against the manifest when opened
 
     @property
     def class_names(self) -> list[str]:
@@ -83,7 +84,7 @@ def open_shards(root: Path) -> ShardSet:
         raise NotAShardsDir(f"{root}: no {MANIFEST_FILE}, so no finished shards here; "
                             f"build them with `python -m ingest build-shards --out {root} ...` (it resumes)")
     manifest = read_manifest(root)
-    check_index_hash(root, manifest)  # labels and splits are the ones built (cheap: one small file)
+    index_sha = check_index_hash(root, manifest)  # labels and splits are the ones built (cheap: one small file)
     index, _ = read_index(root / INDEX_FILE)
     files = ShardFiles(root, index["shard"], index["offset"], index["size"], index["key"])
-    return ShardSet(root, index, manifest, files)
+    return ShardSet(root, index, manifest, files, index_sha)

@@ -148,7 +148,7 @@ def test_fit_from_python_logs_to_train_log_and_a_crash_leaves_its_traceback_ther
     def boom(*a, **kw):
         raise RuntimeError("boom in the trainer")
 
-    monkeypatch.setattr(train.fit, "index_hash", boom)
+    monkeypatch.setattr(train.fit, "check_resume", boom)
     with pytest.raises(RuntimeError, match="boom"):
         fit(tiny_fit(shards_dir, tmp_path / "crash", epochs=1))
     log = (tmp_path / "crash" / "train.log").read_text()

@@ -26,7 +26,7 @@ from .inference import infer
 from .loaders import loader_kind, make_loader
 from .methods import get_method
 from .results import write_results
-from .run import git_commit, index_hash, log_to_file, versions, write_json
+from .run import git_commit, log_to_file, versions, write_json
 from .rundir import (ResumeRefused, add_to_summary, check_resume, check_single_label,  # noqa: F401
                      note_unfinished_stage1, open_run_dir, remove_unused)
 from .stages import FeatureLoader, build_stage_model, stage1_model
@@ -67,7 +67,7 @@ def _fit(cfg: FitConfig, run: Path, stop, world: World) -> str:
     with StopFlag() as flag:
         ss = open_shards(cfg.shards)
         method = get_method(cfg.method)
-        index_sha = index_hash(cfg.shards)
+        index_sha = ss.index_sha256
         saved = check_resume(cfg, run, index_sha)
         if saved is not None and "model" not in saved:
             log.info("%s: finished already (summary.json); nothing to do", run)
