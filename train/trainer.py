@@ -96,8 +96,9 @@ class Trainer:
         total = sum(p.numel() for p in self.model.parameters())
         trained = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
         images = ", ".join(f"{v} {len(self.ss.view(v))}" for v in ("train", "val", "test"))
-        log.info("%s: %s on %s (%s) | %s loader, %d workers | %s | %s, %.2fM parameters (%.2fM trained) | "
-                 "images: %s | batch %d x %d rank(s)", self.run, self.method.name, m["device"], m["device_name"],
+        where = m["device"] if m["device_name"] == m["device"] else f"{m['device']} ({m['device_name']})"
+        log.info("%s: %s on %s | %s loader, %d workers | %s | %s, %.2fM parameters (%.2fM trained) | "
+                 "images: %s | batch %d x %d rank(s)", self.run, self.method.name, where,
                  m["loader"], self.cfg.workers, self.precision, self.cfg.model, total / 1e6, trained / 1e6, images,
                  self.cfg.batch_size, self.world.size)
         if m.get("synthetic"):
@@ -240,8 +241,8 @@ class Trainer:
     def _keep_best(self, row: dict) -> None:
         s = self.state
         if row["val_bacc"] > s.best:
-            log.info("epoch %d: new best val balanced accuracy %.4f (was %.4f): best.pt", row["epoch"],
-                     row["val_bacc"], s.best)
+            was = "the first" if s.best_epoch < 0 else f"was {s.best:.4f} at epoch {s.best_epoch}"
+            log.info("epoch %d: new best val balanced accuracy %.4f (%s): best.pt", row["epoch"], row["val_bacc"], was)
             s.best, s.best_epoch, s.since_best = row["val_bacc"], row["epoch"], 0
             if self.world.main:
                 save_checkpoint(self.run / "best.pt", {"model": self.model.state_dict(), "epoch": row["epoch"],
