@@ -115,8 +115,8 @@ def suite_comparison(table: pd.DataFrame, title: str) -> Figure:
     head / medium / tail accuracy per method; one legend under both panels."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5), layout="constrained")
     x = np.arange(len(table))
-    ax1.bar(x, table["bacc"], color="#4c72b0")
-    handles = [Patch(color="#4c72b0", label="ours, test bAcc (point estimate)")]
+    ax1.bar(x, table["bacc"], color="0.55")  # grey: not one of the group colours of the right panel
+    handles = [Patch(color="0.55", label="ours, test bAcc (point estimate)")]
     bars = _error_bars(ax1, x, table, "bacc")
     if "published_bacc" in table:
         ax1.scatter(x, table["published_bacc"], color="black", marker="D", s=30, zorder=3)
