@@ -2,8 +2,9 @@
 
 Single-label: per-class accuracy (recall), balanced accuracy, head / medium /
 tail mean accuracy and their average ("Avg" in arXiv 2208.13365), macro-F1,
-macro one-vs-rest AUROC, MCC, confusion matrix. Multi-label: macro average
-precision and macro AUROC. Any of them with a seeded percentile bootstrap
+macro one-vs-rest AUROC, MCC, confusion matrix. Multi-label (the CXR-LT challenges'): macro
+average precision (mAP) overall and per head / medium / tail, macro AUROC, macro F1 at 0.5 or at
+per-class thresholds tuned on validation. Any of them with a seeded percentile bootstrap
 interval, resampling images or whole patients. A class or group with nothing to
 average gives NaN, never 0.
 """
@@ -107,6 +108,35 @@ def multilabel_map(labels, scores) -> float:
 def multilabel_auroc(labels, scores) -> float:
     labels, scores = np.asarray(labels), np.asarray(scores)
     return _nanmean([binary_auroc(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+
+
+def group_map(labels, scores, groups: list[str]) -> dict[str, float]:
+    """Multi-label mAP within head, medium and tail, and "avg", the mean of the three (the CXR-LT
+    challenges' grouping by training positives, as ``group_accuracy`` for single-label)."""
+    labels, scores, g = np.asarray(labels), np.asarray(scores), np.asarray(groups)
+    ap = np.array([average_precision(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+    out = {name: _nanmean(ap[g == name]) for name in GROUPS}
+    out["avg"] = float(np.mean([out[name] for name in GROUPS]))
+    return out
+
+
+def multilabel_f1(labels, scores, thresholds=0.5) -> float:
+    """Macro F1 of ``scores >= thresholds`` (one threshold, or one per class) over every class; a class
+    with no positive and none predicted counts 0, as scikit-learn's ``f1_score(zero_division=0)``."""
+    labels, predicted = np.asarray(labels, dtype=bool), np.asarray(scores) >= np.asarray(thresholds)
+    tp = (labels & predicted).sum(axis=0)
+    denom = labels.sum(axis=0) + predicted.sum(axis=0)
+    return float(np.mean(np.divide(2 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)))
+
+
+def tune_thresholds(labels, scores, grid=np.linspace(0.01, 0.99, 99)) -> np.ndarray:
+    """Per class, the threshold of ``grid`` with the best F1 on these (validation) labels; the lowest on ties."""
+    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores)
+    best = np.empty(labels.shape[1])
+    for c in range(labels.shape[1]):
+        f1 = [multilabel_f1(labels[:, [c]], scores[:, [c]], t) for t in grid]
+        best[c] = grid[int(np.argmax(f1))]
+    return best
 
 
 def bootstrap_ci(metric, *arrays, n_boot: int = 1000, level: float = 0.95, seed: int = 0, clusters=None):

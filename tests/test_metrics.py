@@ -41,6 +41,36 @@ def test_multilabel_map_and_auroc_equal_scikit_learn():
     assert np.isclose(m.multilabel_auroc(labels, scores), sk.roc_auc_score(labels, scores, average="macro"))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_multilabel_f1_at_one_or_per_class_thresholds_equals_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((300, 6)) < [0.5, 0.3, 0.1, 0.05, 0.02, 0.0]).astype(int)
+    scores = np.clip(labels * 0.3 + rng.random((300, 6)) * 0.8, 0, 1)
+    thresholds = np.array([0.5, 0.4, 0.6, 0.7, 0.3, 0.9])
+    for t in (0.5, thresholds):
+        want = sk.f1_score(labels, (scores >= t).astype(int), average="macro", zero_division=0)
+        assert np.isclose(m.multilabel_f1(labels, scores, t), want)
+
+
+def test_tuned_thresholds_give_each_class_its_best_f1_on_the_grid():
+    labels = np.array([[1, 0], [1, 0], [0, 1], [0, 0]])
+    scores = np.array([[0.9, 0.2], [0.35, 0.3], [0.3, 0.25], [0.1, 0.8]])
+    grid = np.array([0.2, 0.3, 0.33, 0.5])
+    # class 0: positives score 0.9 and 0.35, the best negative 0.3: only 0.33 takes both and no negative
+    # (F1 1; 0.2 and 0.3 take the 0.3 too: 4/5; 0.5 misses the 0.35: 2/3)
+    # class 1: its positive scores 0.25; 0.2 takes all four (F1 2/5), 0.3 and up miss it (0): 0.2 wins
+    assert m.tune_thresholds(labels, scores, grid).tolist() == [0.33, 0.2]
+
+
+def test_group_map_averages_each_groups_average_precision():
+    labels = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    scores = np.random.default_rng(0).random((4, 3))
+    ap = [sk.average_precision_score(labels[:, c], scores[:, c]) for c in range(3)]
+    out = m.group_map(labels, scores, ["head", "head", "tail"])
+    assert np.isclose(out["head"], (ap[0] + ap[1]) / 2) and np.isclose(out["tail"], ap[2])
+    assert np.isnan(out["medium"]) and np.isnan(out["avg"])
+
+
 def test_group_means_are_hand_computed_values():
     groups = ["head", "head", "medium", "tail"]
     y = np.array([0, 0, 1, 1, 2, 2, 2, 3])
