@@ -5,16 +5,10 @@ import sys
 from pathlib import Path
 
 from shards.errors import UsageError
+from shards.flags import int_at_least
 
 from .report import report
 from .table import find_runs, write_table
-
-
-def resamples(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
 
 
 def parse(argv):
@@ -24,14 +18,14 @@ def parse(argv):
     r = sub.add_parser("report", help="a run's numbers with 95%% intervals, tables and figures, in RUN/report/",
                        formatter_class=defaults)
     r.add_argument("run", type=Path, help="a run dir (the --out of python -m train fit)")
-    r.add_argument("--resamples", type=resamples, default=1000, help="bootstrap resamples for the intervals")
+    r.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")
     r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     r.add_argument("--by-patient", action="store_true", help="bootstrap whole patients, not images")
     t = sub.add_parser("table", help="the paper's Table 1 for runs or suite dirs (md, tex, csv, comparison png)",
                        formatter_class=defaults)
     t.add_argument("paths", nargs="+", type=Path, help="run dirs, or suite dirs holding them")
     t.add_argument("--out", type=Path, required=True, help="prefix: writes PREFIX.md, .tex, .csv, .png (required)")
-    t.add_argument("--resamples", type=resamples, default=1000, help="bootstrap resamples for the intervals")
+    t.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")
     return p.parse_args(argv)
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from shards.errors import UsageError
+from shards.flags import int_at_least
 from shards.format import HEAD_ABOVE, TAIL_BELOW
 from shards.reader import open_shards
 
@@ -16,19 +17,6 @@ from .images import MAX_PIXELS
 from .stats import describe
 from .synth import synth
 from .verify import verify
-
-
-def int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
-        return value
-    parse.__name__ = f"int >= {low}"
-    return parse
 
 
 def quality(text: str) -> int:

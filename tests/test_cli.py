@@ -78,12 +78,20 @@ def test_loader_dali_without_dali_is_one_line(shards_dir, tmp_path, capsys, monk
     one_line_error(capsys, code, "--loader dali", "--loader torch")
 
 
-def test_eval_resamples_below_one_is_refused_naming_the_flag(tmp_path, capsys):
+@pytest.mark.parametrize("command, args, text", [
+    ("eval", ["report", "r", "--resamples", "0"], "--resamples: must be >= 1, got 0"),
+    ("train", ["predict", "r", "--images", "i", "--batch-size", "0"], "--batch-size: must be >= 1, got 0"),
+    ("train", ["predict", "r", "--images", "i", "--workers", "-1"], "--workers: must be >= 0, got -1"),
+    ("train", ["bench", "--shards", "s", "--steps", "x"], "--steps: 'x' is not a whole number"),
+    ("ingest", ["build-shards", "--images", "i", "--labels", "l", "--out", "o", "--shard-size", "0"],
+     "--shard-size: must be >= 1, got 0")])
+def test_a_whole_number_flag_out_of_range_is_refused_when_parsed_naming_it(command, args, text, capsys):
     from eval.__main__ import main as eval_main
+    from ingest.__main__ import main as ingest_main
 
     with pytest.raises(SystemExit) as e:
-        eval_main(["report", str(tmp_path), "--resamples", "0"])
-    assert e.value.code == 2 and "--resamples: must be >= 1" in capsys.readouterr().err
+        {"eval": eval_main, "train": train_main, "ingest": ingest_main}[command](args)
+    assert e.value.code == 2 and text in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from shards.errors import UsageError
+from shards.flags import int_at_least
 
 from .config import FitConfig, add_flags, flag, from_args
 from .distributed import init
@@ -18,24 +19,6 @@ from . import use
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: checkpointed, rerun the same command to resume
 REQUIRED = {"fit": ("shards", "out"), "suite": ("shards",), "bench": ("shards",)}
-
-
-def positive(text: str) -> int:
-    return _int_at_least(text, 1)
-
-
-def at_least_0(text: str) -> int:
-    return _int_at_least(text, 0)
-
-
-def _int_at_least(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < low:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= {low}")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,11 +39,11 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="loader-only, model-only and end-to-end images/s on this machine",
                        formatter_class=defaults)
     # no default shown for --steps / --warmup: it depends on the device (SUPPRESS leaves the attribute unset)
-    b.add_argument("--steps", type=positive, default=argparse.SUPPRESS,
+    b.add_argument("--steps", type=int_at_least(1), default=argparse.SUPPRESS,
                    help="timed steps per measurement (default: 200 on a GPU, 20 on a CPU)")
-    b.add_argument("--warmup", type=at_least_0, default=argparse.SUPPRESS,
+    b.add_argument("--warmup", type=int_at_least(0), default=argparse.SUPPRESS,
                    help="untimed steps first (default: 10 on a GPU, 3 on a CPU)")
-    b.add_argument("--repeat", type=positive, default=1, help="measure this many times: median and spread")
+    b.add_argument("--repeat", type=int_at_least(1), default=1, help="measure this many times: median and spread")
     b.add_argument("--json", default="", help="also write the numbers to this file")
     b.add_argument("--baseline-png", default="", help="time the paper's input path on these 1024 px PNGs")
     add_flags(b, exclude=("out", "method", "init_from", "resume"))

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-from shards.errors import UsageError
+from shards.flags import int_at_least
 
 from .export import FORMATS, export
 from .load import load_model
@@ -24,8 +24,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default="predictions.csv", help="CSV: path, one probability per class, predicted, "
                    "probability")
     p.add_argument("--skip-bad", action="store_true", help="leave unreadable files out (listed) instead of stopping")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader worker processes")
+    p.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
+    p.add_argument("--workers", type=int_at_least(0), default=min(4, os.cpu_count() or 1), help="DataLoader worker processes")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: the run's precision on CUDA, fp32 on the CPU")
@@ -39,12 +39,6 @@ def add_parsers(sub) -> None:
     e.add_argument("--shards", default=None, help="as for predict")
 
 
-def _check_counts(a) -> None:
-    for flag, value, least in (("--batch-size", a.batch_size, 1), ("--workers", a.workers, 0)):
-        if value < least:
-            raise UsageError(f"{flag} {value}: give at least {least}")
-
-
 def run(a, say=print) -> int:
     """Run ``a.cmd``; a user's mistake raises ``shards.errors.UsageError``."""
     if a.cmd == "export":
@@ -54,7 +48,6 @@ def run(a, say=print) -> int:
         return 0
     from .device import amp_context, resolve_device
 
-    _check_counts(a)
     device = resolve_device(a.device)
     tm = load_model(a.run, device, a.shards)
     precision = a.precision
