@@ -7,7 +7,6 @@ tau-normalised classifier for tau-norm. The preprocessing needs how the shards
 were packed (size, format, quality): the shards dir's manifest.json, found
 where config.json says, or given as ``shards``.
 """
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from eval.runs import read_json
 from shards.errors import UsageError
 from shards.manifest import read_manifest
 
@@ -59,12 +59,12 @@ def read_run(run: Path) -> dict:
     if not (run / "best.pt").is_file():
         raise UsageError(f"{run}: no best.pt, so no model to use; finish the run first (rerun its fit command; "
                          f"a tau-norm run made before tau-norm saved its weights: rerun it with --resume never)")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def _stage1_config(cfg: dict) -> dict | None:
     path = Path(cfg.get("init_from") or "") / "config.json"
-    return json.loads(path.read_text())["config"] if cfg.get("init_from") and path.is_file() else None
+    return read_json(path)["config"] if cfg.get("init_from") and path.is_file() else None
 
 
 def architecture(meta: dict) -> dict:

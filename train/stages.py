@@ -5,13 +5,13 @@ classifier with class-balanced sampling on the frozen stage-1 backbone (its
 BatchNorm statistics frozen too); tau-norm rescales the stage-1 classifier
 without training, tau chosen on balanced-val.
 """
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from eval.runs import read_json
 from shards.errors import UsageError
 from shards.reader import ShardSet
 
@@ -31,7 +31,7 @@ def stage1_model(init_from: str, ss: ShardSet) -> tuple[Classifier, dict]:
     if not (run / "best.pt").exists():
         raise UsageError(f"--init-from {run}: no best.pt; train the stage-1 run first (for example "
                          f"`python -m train fit --method ce --out {run} ...`)")
-    cfg1 = json.loads((run / "config.json").read_text())["config"]
+    cfg1 = read_json(run / "config.json")["config"]
     method1 = get_method(cfg1["method"])
     if method1.stage != "train":
         raise UsageError(f"--init-from {run} is a {method1.name} run; start from a stage-1 run such as ce")
