@@ -19,6 +19,20 @@ def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,)
 
 
+def scale_shift(channels: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1 / std, -mean / std) on the 0-255 scale: ``normalise``'s constants, made once per device."""
+    mean, std = (torch.tensor(v, device=device) * 255 for v in normalisation(channels))
+    return 1 / std, -mean / std
+
+
+def normalise(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 grey (N, 1, H, W) -> the model's float input (N, channels, H, W), normalised: one fused pass that
+    broadcasts the grey value into the normalised channels, channels_last in memory unless asked otherwise."""
+    gray = x.permute(0, 2, 3, 1).float()  # (N, H, W, 1)
+    x = torch.addcmul(shift, gray, scale).permute(0, 3, 1, 2)
+    return x if channels_last else x.contiguous()
+
+
 class ShardLoader:
     """Train batches in the sampler's order for (seed, epoch), from any step; eval batches in index order.
 
@@ -37,8 +51,7 @@ class ShardLoader:
         self.train_rows = ss.view("train")
         self.labels = self.train_rows["label"].to_numpy()
         self.channels = channels
-        mean, std = (torch.tensor(v, device=device) * 255 for v in normalisation(channels))
-        self.scale, self.shift = 1 / std, -mean / std
+        self.scale, self.shift = scale_shift(channels, device)
 
     def order(self, sampler: str, epoch: int, stream: int):
         return sample_order(sampler, self.labels, self.seed, epoch, rank=self.rank, world_size=self.world_size,
@@ -62,7 +75,4 @@ class ShardLoader:
         x = x.to(self.device, non_blocking=True)
         if x.dtype != torch.uint8:
             return x
-        gray = x.permute(0, 2, 3, 1).float()  # (N, H, W, 1)
-        # one fused pass that broadcasts the grey value into the normalised channels, channels_last in memory
-        x = torch.addcmul(self.shift, gray, self.scale).permute(0, 3, 1, 2)
-        return x if self.channels_last else x.contiguous()
+        return normalise(x, self.scale, self.shift, self.channels_last)

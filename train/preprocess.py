@@ -15,7 +15,7 @@ import torch
 
 from ingest.images import BadImage, encode, load_grey, resize_area
 from shards.augment import AugmentSpec
-from shards.loader import normalisation
+from shards.loader import normalisation, normalise, scale_shift
 from shards.reader import decode
 from shards.torch_loader import apply_augment
 
@@ -57,10 +57,8 @@ class Preprocess:
         return apply_augment(torch.from_numpy(arr.copy())[None], AugmentSpec(self.image_size), None)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 1, S, S) -> float (N, channels, S, S), the operations of ``ShardLoader.to_input``."""
-        mean, std = (torch.tensor(v, device=x.device) * 255 for v in self.mean_std)
-        gray = x.permute(0, 2, 3, 1).float()
-        return torch.addcmul(-mean / std, gray, 1 / std).permute(0, 3, 1, 2).contiguous()
+        """uint8 (N, 1, S, S) -> float (N, channels, S, S), as ``ShardLoader.to_input`` does it."""
+        return normalise(x, *scale_shift(self.channels, x.device), channels_last=False)
 
     def __call__(self, image) -> torch.Tensor:
         return self.normalise(self.pixels(image)[None])[0]
