@@ -154,3 +154,17 @@ def test_images_are_found_in_a_folder_recursively_in_a_file_or_in_a_csv(tmp_path
         find_images(tmp_path / "bad.csv")
     with pytest.raises(UsageError, match="no such file or folder"):
         find_images(tmp_path / "missing")
+
+
+def test_a_run_records_how_its_shards_were_packed_so_it_loads_without_them(stage1_run, shards_dir, tmp_path):
+    import json
+    import shutil
+
+    run = tmp_path / "moved"
+    shutil.copytree(stage1_run, run)
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["shards_image"] == json.loads((shards_dir / "manifest.json").read_text())["image"]
+    meta["config"]["shards"] = str(tmp_path / "shards-gone")
+    (run / "config.json").write_text(json.dumps(meta))
+    prep = load_model(run).preprocess
+    assert (prep.shard_size, prep.shard_format, prep.shard_quality) == (32, "jpeg", 95)

@@ -105,6 +105,7 @@ def run_meta(cfg: FitConfig, method, ss, index_sha: str, precision: str, device,
             "git_commit": git_commit(), "index_sha256": index_sha, "dataset": ss.manifest["dataset"],
             "synthetic": ss.manifest.get("synthetic", False), "class_names": ss.class_names, "groups": ss.groups,
             "train_counts": ss.train_counts().tolist(), "world_size": world.size, "loader": loader_kind(cfg),
+            "shards_image": ss.manifest["image"],  # how the shards were packed: predict repeats it without them
             **describe(device)}
 
 
