@@ -40,6 +40,14 @@ def shards_dir(raw_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def ml_shards_dir(raw_dir, tmp_path_factory) -> Path:
+    """The same images as multi-label shards (the MICCAI 2023 release's files, synthetic)."""
+    out = tmp_path_factory.mktemp("shards") / "nih-ml"
+    build_shards(raw_dir, raw_dir / "labels", out, tiny_options(dataset="nih-cxr-lt-multilabel"))
+    return out
+
+
 @pytest.fixture
 def labels_copy(raw_dir, tmp_path) -> Path:
     """A writable copy of the fixture's label files, for tests that break them."""

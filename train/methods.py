@@ -1,6 +1,7 @@
 """The method registry: every named method is plain data, one entry each.
 
-A method picks a loss (``train.losses``), a class weighting (``train.weighting``),
+A method is for one task (``single-label``: softmax over the classes, one finding per image, the
+paper's benchmark; ``multi-label``: a sigmoid per class, any number of findings) and picks a loss (``train.losses``), a class weighting (``train.weighting``),
 a sampler (``shards.samplers``), a mixing (``train.mixing``), whether the
 weighting is deferred (DRW), the classifier head, and its stage: ``train``
 (from scratch or ImageNet), ``crt`` (re-train the classifier of a stage-1 run)
@@ -24,6 +25,7 @@ class Method:
     drw: bool = False
     head: str = "linear"            # linear | normed (cosine, LDAM)
     stage: str = "train"            # train | crt | tau-norm
+    task: str = "single-label"      # single-label | multi-label
 
 
 FOCAL = {"gamma": 2.0}
