@@ -62,6 +62,12 @@ ADAPTERS = {a.name: a for a in [
              {"train": ("train", False), "balanced-val": ("val", False), "test": ("test", False),
               "balanced-test": ("test", True)}.items()},
             "dicom_id", "subject_id", MIMIC_CLASSES, True, path_col="path"),
+    # PruneCXR's multi-label release (Holste et al. 2023, arXiv 2308.09180): same columns and classes as the
+    # single-label files, splits train/val/test. No multi-label MIMIC counts are published in our facts, so
+    # head/medium/tail come from the training positives of the files read.
+    Adapter("mimic-cxr-lt-multilabel",
+            {f"miccai2023_mimic-cxr-lt_labels_{s}.csv": (s, False) for s in ("train", "val", "test")},
+            "dicom_id", "subject_id", MIMIC_CLASSES, False, path_col="path"),
 ]}
 
 
@@ -112,7 +118,7 @@ def _read_file(adapter: Adapter, path: Path) -> pd.DataFrame:
             r = int(wrong[0])
             raise IngestError(f"{path}, row {r + 2} (id {df[adapter.id_col].iloc[r]}): a single-label file needs "
                               f"exactly one 1 per row, found {int(labels[r].sum())} ({len(wrong)} such rows). "
-                              f"Fix the row, or use --dataset nih-cxr-lt-multilabel for multi-label files")
+                              f"Fix the row, or use --dataset {adapter.name}-multilabel for multi-label files")
     dup = df[adapter.id_col].duplicated(keep=False)
     if dup.any():
         rows = (np.flatnonzero(dup.to_numpy())[:4] + 2).tolist()
