@@ -26,8 +26,9 @@ SOURCE_PREFETCH = 2  # batches the parallel source computes ahead: DALI's defaul
 
 
 @pipeline_def(enable_conditionals=False)
-def _graph(source, image_size: int, channels: int, on_gpu: bool, parallel: bool, augment: bool, resize: bool):
-    dtypes = [types.UINT8, types.INT64, types.INT64] + [types.FLOAT, types.FLOAT] * resize \
+def _graph(source, image_size: int, channels: int, on_gpu: bool, parallel: bool, augment: bool, resize: bool,
+           multi_label: bool):
+    dtypes = [types.UINT8, types.FLOAT if multi_label else types.INT64, types.INT64] + [types.FLOAT, types.FLOAT] * resize \
         + [types.INT32, types.FLOAT] * augment
     jpg, label, row, *rest = fn.external_source(source, num_outputs=len(dtypes), batch=True, batch_info=True,
                                                 parallel=parallel, dtype=dtypes,
@@ -68,7 +69,7 @@ class DaliLoader(ShardLoader):
     def _pipeline(self, source, augment: bool, source_workers: int):
         resize = self._resizes(augment)
         pipe = _graph(source, self.augment.image_size, self.channels, self.on_gpu, source_workers > 0, augment,
-                      resize, batch_size=self.batch_size, num_threads=max(1, self.workers),
+                      resize, self.ss.multi_label, batch_size=self.batch_size, num_threads=max(1, self.workers),
                       device_id=(self.device.index or 0) if self.on_gpu else None, seed=self.seed,
                       py_num_workers=max(1, source_workers), py_start_method="spawn",
                       prefetch_queue_depth=2, exec_dynamic=True)
@@ -78,8 +79,8 @@ class DaliLoader(ShardLoader):
     def _stream(self, sampler: str, epoch: int, start_step: int, stream: int):
         orders = (sampler, self.labels, self.seed, epoch, start_step * self.batch_size, self.rank,
                   self.world_size, stream)
-        source = ShardSource(self.ss.files, self.train_rows, self.batch_size, self.pixels, self.augment, orders,
-                             crop_window=self._resizes(True))
+        source = ShardSource(self.ss.files, self.train_rows, self.labels, self.batch_size, self.pixels, self.augment,
+                             orders, crop_window=self._resizes(True))
         return self._pipeline(source, True, min(MAX_SOURCE_WORKERS, self.workers))
 
     def _batch(self, pipe) -> dict:
@@ -90,7 +91,7 @@ class DaliLoader(ShardLoader):
         if not keep.all():
             x = x[torch.as_tensor(keep, device=x.device)]
         y = torch.as_tensor(np.asarray(label.as_cpu().as_tensor())[keep])
-        return {"x": x if self.channels_last else x.contiguous(), "y": y.long(),
+        return {"x": x if self.channels_last else x.contiguous(), "y": y,
                 "rows": torch.as_tensor(rows[keep]).long()}
 
     def _to_torch(self, tl) -> torch.Tensor:
@@ -119,8 +120,9 @@ class DaliLoader(ShardLoader):
     def evaluate(self, view: str):
         """This rank's share of the split, each image once, no augmentation; ``rows`` index the split."""
         mine = self.eval_positions(view)
-        source = ShardSource(self.ss.files, self.ss.view(view), self.batch_size, self.pixels, None, positions=mine,
-                             crop_window=self._resizes(False))
+        rows = self.ss.view(view)
+        source = ShardSource(self.ss.files, rows, self.ss.targets(rows), self.batch_size, self.pixels, None,
+                             positions=mine, crop_window=self._resizes(False))
         pipe = self._pipeline(source, False, 0)
         for _ in range(math.ceil(len(mine) / self.batch_size)):
             yield self._batch(pipe)

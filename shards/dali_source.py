@@ -19,22 +19,22 @@ PAD_ROW = -1  # padding samples that fill the last batch of an epoch; dropped be
 
 
 class ShardSource:
-    """BatchInfo -> the batch's (jpeg bytes, labels, rows[, crop window starts, ends][, flips, angles]).
+    """BatchInfo -> the batch's (jpeg bytes, targets, rows[, crop window starts, ends][, flips, angles]).
 
     The stream is virtual: the epochs one after another, each padded to whole batches, so a pipeline
     serves every epoch from any start step. ``rows`` is a DataFrame of the split (read here, in the main
     process, and kept as numpy arrays only).
     """
 
-    def __init__(self, files: ShardFiles, rows, batch_size: int, pixels: int, spec: AugmentSpec | None,
-                 orders=None, positions=None, crop_window: bool = True):
+    def __init__(self, files: ShardFiles, rows, targets: np.ndarray, batch_size: int, pixels: int,
+                 spec: AugmentSpec | None, orders=None, positions=None, crop_window: bool = True):
         self.files, self.spec, self.batch_size, self.pixels = files, spec, batch_size, pixels
         self.crop_window = crop_window  # emit the crop window (only when the graph resizes)
         # eval: the positions (in ``rows``) this rank reads, in order
         self.positions = np.arange(len(rows)) if positions is None else np.asarray(positions)
         self.shards = rows["shard"].to_numpy(object)
         self.offsets, self.sizes = rows["offset"].to_numpy(np.int64), rows["size"].to_numpy(np.int64)
-        self.labels = rows["label"].to_numpy().astype(np.int64)
+        self.labels = targets  # of ``rows``: class indices, or multi-hot float rows (``ShardSet.targets``)
         self.orders = orders  # (sampler, labels, seed, first_epoch, start_position, rank, world, stream) or None
         self._cached = (None, None)
 
@@ -78,7 +78,7 @@ class ShardSource:
     def __call__(self, info):
         jpg, label, row, start, end, flip, angle = zip(*(self._sample(info.iteration * self.batch_size + j)
                                                          for j in range(self.batch_size)))
-        out = (list(jpg), np.array(label, np.int64), np.array(row, np.int64))
+        out = (list(jpg), np.stack(label), np.array(row, np.int64))
         if self.crop_window:
             out += (np.array(start, np.float32), np.array(end, np.float32))
         return out if self.spec is None else out + (np.array(flip, np.int32), np.array(angle, np.float32))

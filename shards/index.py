@@ -57,5 +57,13 @@ def label_counts(rows: pd.DataFrame, num_classes: int) -> np.ndarray:
     return np.stack(rows["labels"].to_numpy()).astype(np.int64).sum(axis=0)
 
 
+def targets(rows: pd.DataFrame, multi_label: bool) -> np.ndarray:
+    """What a model is trained towards: class indices int64 (N,), or for multi-label data the multi-hot
+    rows as float32 (N, C), the targets of a sigmoid per class."""
+    if multi_label:
+        return np.stack(rows["labels"].to_numpy()).astype(np.float32) if len(rows) else np.zeros((0, 0), np.float32)
+    return rows["label"].to_numpy().astype(np.int64)
+
+
 def class_counts(index: pd.DataFrame, num_classes: int, split: str = "train") -> np.ndarray:
     return label_counts(index[index["split"] == split], num_classes)

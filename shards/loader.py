@@ -36,7 +36,8 @@ def normalise(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, channel
 class ShardLoader:
     """Train batches in the sampler's order for (seed, epoch), from any step; eval batches in index order.
 
-    A batch is a dict: ``x`` uint8 (N, 1, H, W) or already the model's input (see ``to_input``), ``y`` labels,
+    A batch is a dict: ``x`` uint8 (N, 1, H, W) or already the model's input (see ``to_input``), ``y`` the
+    targets (class indices, or multi-hot float rows for multi-label shards: ``ShardSet.targets``),
     ``rows`` positions in the split, and with a second stream (Balanced-MixUp) ``x2``, ``y2``.
     """
 
@@ -49,7 +50,7 @@ class ShardLoader:
         self.channels_last, self.second_stream = channels_last, second_stream
         self.rank, self.world_size = rank, world_size
         self.train_rows = ss.view("train")
-        self.labels = self.train_rows["label"].to_numpy()
+        self.labels = ss.targets(self.train_rows)
         self.channels = channels
         self.scale, self.shift = scale_shift(channels, device)
 

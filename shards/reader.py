@@ -14,7 +14,7 @@ from PIL import Image
 
 from .errors import UsageError
 from .format import INDEX_FILE, MANIFEST_FILE, group_of
-from .index import class_counts, read_index
+from .index import class_counts, read_index, targets
 from .manifest import check_index_hash, read_manifest
 from .tars import ShardFiles
 
@@ -51,6 +51,14 @@ class ShardSet:
     def groups(self) -> list[str]:
         """head / medium / tail of every class, as the manifest records them."""
         return self.manifest["groups"]
+
+    @property
+    def multi_label(self) -> bool:
+        return bool(self.manifest.get("multi_label"))
+
+    def targets(self, rows: pd.DataFrame) -> np.ndarray:
+        """Class indices (N,), or multi-hot float32 (N, C) for multi-label shards (``shards.index.targets``)."""
+        return targets(rows, self.multi_label)
 
     def train_counts(self) -> np.ndarray:
         return class_counts(self.index, self.num_classes, "train")

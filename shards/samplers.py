@@ -4,6 +4,8 @@
 - ``class-balanced``: every draw picks a class uniformly, then an image of it
   (with replacement): the class-balanced sampling of decoupling (Kang et al.,
   arXiv 1910.09217) and of Balanced-MixUp's second stream (arXiv 2109.09850).
+  On multi-hot labels (N, C) it is class-aware sampling (Shen et al., ECCV 2016,
+  "Relay Backpropagation"): a class, then an image that has it among its findings.
 - ``sqrt``: class probability proportional to sqrt(n_c) (square-root sampling,
   Mahajan et al., arXiv 1805.00932).
 
@@ -17,19 +19,28 @@ _CLASS_POWER = {"class-balanced": 0.0, "sqrt": 0.5}
 SAMPLERS = ("instance", *_CLASS_POWER)
 
 
+def _by_class(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the images of each class one class after another, classes ascending; the number of each), classes
+    without images left out. Class indices (N,) or multi-hot (N, C), where an image is in each of its classes."""
+    if labels.ndim == 1:
+        return np.argsort(labels, kind="stable"), np.unique(labels, return_counts=True)[1]
+    classes, members = np.nonzero(labels.T)  # by class, then by image
+    counts = np.bincount(classes, minlength=labels.shape[1])
+    return members, counts[counts > 0]
+
+
 def _class_driven(labels: np.ndarray, q: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    classes, counts = np.unique(labels, return_counts=True)
-    members = np.argsort(labels, kind="stable")        # images grouped by class, classes ascending
+    members, counts = _by_class(labels)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     p = counts.astype(np.float64) ** q
-    drawn = rng.choice(len(classes), size=n, p=p / p.sum())
+    drawn = rng.choice(len(counts), size=n, p=p / p.sum())
     within = (rng.random(n) * counts[drawn]).astype(np.int64)
     return members[starts[drawn] + within]
 
 
 def sample_order(sampler: str, labels, seed: int, epoch: int, num_samples: int | None = None,
                  rank: int = 0, world_size: int = 1, stream: int = 0) -> np.ndarray:
-    """Indices into ``labels`` for one epoch, this rank's slice.
+    """Indices into ``labels`` (class indices, or multi-hot rows) for one epoch, this rank's slice.
 
     ``num_samples`` (default: len(labels)) is rounded up to a multiple of
     ``world_size`` by wrapping around, so every rank gets the same length.

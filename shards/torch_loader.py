@@ -1,5 +1,6 @@
 """The plain-PyTorch input path over the shards: the fallback where DALI is missing, and the oracle
 the DALI path is tested against. Same samplers, augmentation parameters and order as DALI."""
+import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset
@@ -27,21 +28,22 @@ def apply_augment(img: torch.Tensor, spec: AugmentSpec, p: AugmentParams | None)
 
 
 class ShardImages(Dataset):
-    """item (index row, row in its split, (seed, epoch, stream, position) or None) -> (uint8 image, label, row).
+    """item (index row, row in its split, (seed, epoch, stream, position) or None) -> (uint8 image, target, row).
 
     Over the whole index, so that one DataLoader, and one set of workers, serves every split.
     """
 
     def __init__(self, ss: ShardSet, spec: AugmentSpec):
         self.files, self.spec = ss.files, spec
-        self.rows = ss.index[["shard", "offset", "size", "label"]].to_numpy()
+        self.rows = ss.index[["shard", "offset", "size"]].to_numpy()
+        self.targets = ss.targets(ss.index)
 
     def __getitem__(self, item):
         index_row, row, seeds = item
-        shard, offset, size, label = self.rows[index_row]
+        shard, offset, size = self.rows[index_row]
         img = torch.from_numpy(decode(self.files.read_bytes(shard, int(offset), int(size))).copy())[None]
         params = None if seeds is None else self.spec.draw(*seeds)
-        return apply_augment(img, self.spec, params), int(label), row
+        return apply_augment(img, self.spec, params), self.targets[index_row], row
 
     def __len__(self):
         return len(self.rows)
@@ -63,7 +65,7 @@ class Batches:
 
 def collate(items):
     x, y, rows = zip(*items)
-    return {"x": torch.stack(x), "y": torch.tensor(y), "rows": torch.tensor(rows)}
+    return {"x": torch.stack(x), "y": torch.from_numpy(np.stack(y)), "rows": torch.tensor(rows)}
 
 
 class TorchLoader(ShardLoader):

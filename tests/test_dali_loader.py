@@ -214,3 +214,18 @@ def test_a_torch_pass_interrupted_by_another_refuses_to_go_on(shards_dir):
     assert len(list(plain.evaluate("val"))) > 0
     with pytest.raises(RuntimeError, match="another train\\(\\)/evaluate\\(\\) pass started"):
         next(training)
+
+
+@pytest.mark.parametrize("sampler", ["instance", "class-balanced"])
+def test_multi_label_shards_give_multi_hot_float_targets_equal_to_the_index_in_both_paths(ml_shards_dir, sampler):
+    import numpy as np
+
+    ss = open_shards(ml_shards_dir)
+    dali, plain = pair(ml_shards_dir, sampler=sampler, ss=ss)
+    train = np.stack(ss.view("train")["labels"].to_numpy()).astype(np.float32)
+    for batches in (list(dali.train(1, 1)), list(plain.train(1, 1))):
+        y, rows = cat(batches, "y"), cat(batches, "rows")
+        assert y.dtype == torch.float32 and torch.equal(y, torch.from_numpy(train[rows.numpy()]))
+    test = np.stack(ss.view("test")["labels"].to_numpy()).astype(np.float32)
+    a, b = list(dali.evaluate("test")), list(plain.evaluate("test"))
+    assert torch.equal(cat(a, "y"), torch.from_numpy(test)) and torch.equal(cat(b, "y"), torch.from_numpy(test))

@@ -56,3 +56,22 @@ def test_resuming_at_a_position_is_slicing_the_same_order():
 def test_unknown_sampler_lists_the_choices():
     with pytest.raises(ValueError, match="instance, class-balanced, sqrt"):
         sample_order("random", LABELS, 0, 0)
+
+
+def test_class_aware_sampling_on_multi_hot_labels_draws_classes_uniformly_and_only_images_that_have_them():
+    rng = np.random.default_rng(0)
+    multi_hot = np.zeros((400, 4), np.float32)
+    multi_hot[:, 0] = 1                                    # a head class every image has
+    multi_hot[rng.choice(400, 60, replace=False), 1] = 1
+    multi_hot[[3, 9, 27], 2] = 1                           # a tail class of 3 images; class 3 has none
+    n = 30000
+    order = sample_order("class-balanced", multi_hot, 0, 0, num_samples=n)
+    # each draw picks one of the 3 classes with images, then one of its images: image 3 is reached through
+    # class 2 (1/3 * 1/3), through class 1 if it has it, and through class 0 (1/3 * 1/400)
+    tail = np.isin(order, [3, 9, 27])
+    expected = 1 / 3 + 3 * (1 / 3) / 400 + (1 / 3) * multi_hot[[3, 9, 27], 1].sum() / 60
+    assert abs(tail.mean() - expected) < 4 * np.sqrt(expected * (1 - expected) / n)
+    assert set(order[tail]) == {3, 9, 27}
+    # single-label indices and their one-hot rows draw the same order
+    assert np.array_equal(sample_order("class-balanced", LABELS, 5, 2),
+                          sample_order("class-balanced", np.eye(5)[LABELS], 5, 2))
