@@ -24,18 +24,32 @@ def save(fig: Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def training_curves(metrics: pd.DataFrame, best_epoch: int | None, loss_name: str, title: str) -> Figure:
-    """The method's train loss and the validation cross-entropy on their own axes (they are different
-    quantities: LDAM's scaled margins make its loss about ten times the cross-entropy), balanced accuracy
-    and AUROC of train and val; the best epoch (by val bAcc) marked on each."""
+# what the curves of each task show: the selection metric, the plain validation loss, AUROC, the val split
+CURVES = {
+    "single-label": {"select": "bacc", "short": "bAcc", "select_label": "balanced accuracy",
+                     "select_title": "Balanced accuracy", "val_loss": "val cross-entropy",
+                     "val_loss_title": "Validation loss (plain cross-entropy)", "auroc": "macro AUROC (one-vs-rest)",
+                     "val": "val (balanced-val)"},
+    "multi-label": {"select": "map", "short": "mAP", "select_label": "mean average precision (mAP)",
+                    "select_title": "Mean average precision", "val_loss": "val binary cross-entropy",
+                    "val_loss_title": "Validation loss (plain binary cross-entropy)",
+                    "auroc": "macro AUROC (per class)", "val": "val"},
+}
+
+
+def training_curves(metrics: pd.DataFrame, best_epoch: int | None, loss_name: str, title: str,
+                    task: str = "single-label") -> Figure:
+    """The method's train loss and the plain validation loss on their own axes (they are different
+    quantities: LDAM's scaled margins make its loss about ten times the cross-entropy), the selection metric
+    (balanced accuracy, or mAP for multi-label) and AUROC of train and val; the best epoch marked on each."""
+    k = CURVES[task]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), layout="constrained")
     epochs = metrics["epoch"]
     panels = [(("train_loss",), f"train loss ({loss_name}, as optimised)", "Training loss"),
-              (("val_loss",), "val cross-entropy", "Validation loss (plain cross-entropy)"),
-              (("train_bacc", "val_bacc"), "balanced accuracy", "Balanced accuracy"),
-              (("train_auroc", "val_auroc"), "macro AUROC (one-vs-rest)", "AUROC")]
-    styles = {"train": ("-", "#1f77b4", "train (running, augmented batches)"), "val": ("--", "#ff7f0e",
-                                                                                       "val (balanced-val)")}
+              (("val_loss",), k["val_loss"], k["val_loss_title"]),
+              ((f"train_{k['select']}", f"val_{k['select']}"), k["select_label"], k["select_title"]),
+              (("train_auroc", "val_auroc"), k["auroc"], "AUROC")]
+    styles = {"train": ("-", "#1f77b4", "train (running, augmented batches)"), "val": ("--", "#ff7f0e", k["val"])}
     for ax, (columns, ylabel, panel_title) in zip(axes.flat, panels):
         for column in columns:
             style, colour, _ = styles[column.split("_")[0]]
@@ -49,7 +63,7 @@ def training_curves(metrics: pd.DataFrame, best_epoch: int | None, loss_name: st
     handles = [Line2D([], [], ls=style, color=colour, marker="o", ms=3, label=label)
                for style, colour, label in styles.values()]
     if best_epoch:
-        handles.append(Line2D([], [], color="0.3", ls=":", label=f"best epoch ({best_epoch}, by val bAcc)"))
+        handles.append(Line2D([], [], color="0.3", ls=":", label=f"best epoch ({best_epoch}, by val {k['short']})"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     fig.suptitle(title)
     return fig
@@ -73,8 +87,10 @@ def confusion(cm: np.ndarray, class_names: list[str], title: str) -> Figure:
     return fig
 
 
-def per_class_bars(balanced_test: dict, n: dict[str, int], groups: dict[str, str], title: str) -> Figure:
-    """Per-class recall (accuracy on the class's images) with its 95% interval, classes by group."""
+def per_class_bars(balanced_test: dict, n: dict[str, int], groups: dict[str, str], title: str,
+                   ylabel: str = "recall on balanced-test (per-class accuracy)") -> Figure:
+    """A per-class number with its 95% interval, classes by group: recall (accuracy on the class's images)
+    by default, or another (``ylabel`` names it), given as ``{"per_class": ..., "per_class_ci95": ...}``."""
     acc, ci = balanced_test["per_class"], balanced_test["per_class_ci95"]
     order = [c for g in GROUP_COLOURS for c in acc if groups[c] == g]
     values = np.array([acc[c] for c in order], dtype=float)
@@ -85,7 +101,7 @@ def per_class_bars(balanced_test: dict, n: dict[str, int], groups: dict[str, str
     ax.bar(x, np.nan_to_num(values), color=[GROUP_COLOURS[groups[c]] for c in order])
     ax.errorbar(x, values, yerr=np.nan_to_num(yerr).clip(min=0), fmt="none", ecolor="black", capsize=3, lw=1)
     ax.set_xticks(x, [f"{c} (n={n[c]})" for c in order], rotation=60, ha="right", fontsize=8)
-    ax.set(ylabel="recall on balanced-test (per-class accuracy)", ylim=(0, 1.05), xlim=(-0.6, len(order) - 0.4))
+    ax.set(ylabel=ylabel, ylim=(0, 1.05), xlim=(-0.6, len(order) - 0.4))
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     handles = [Patch(color=colour, label=g) for g, colour in GROUP_COLOURS.items()]
@@ -110,24 +126,68 @@ def _error_bars(ax, x, table: pd.DataFrame, key: str) -> list:
     return handles
 
 
+def pr_examples(labels, groups: list[str]) -> dict[str, int]:
+    """The example class of each group for precision-recall curves: the one with the most positives in
+    ``labels`` (multi-hot), the first on ties; a group none of whose classes has a positive is left out."""
+    positives, g = np.asarray(labels).sum(axis=0), np.asarray(groups)
+    return {name: int(np.argmax(np.where(g == name, positives, -1))) for name in GROUP_COLOURS
+            if (positives[g == name] > 0).any()}
+
+
+def pr_curves(labels, scores, examples: dict[str, int], class_names: list[str], title: str) -> Figure:
+    """One precision-recall step curve per group example (``pr_examples``), in its group's colour, with its
+    AP and positives in the legend."""
+    from .metrics import average_precision, precision_recall
+
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    fig, ax = plt.subplots(figsize=(7.5, 5), layout="constrained")
+    for group, c in examples.items():
+        precision, recall = precision_recall(labels[:, c], scores[:, c])
+        ap = average_precision(labels[:, c], scores[:, c])
+        # precision[k] holds from recall[k-1] to recall[k]: the area under these steps is the AP
+        ax.step(np.r_[0.0, recall], np.r_[precision[0], precision], where="pre", color=GROUP_COLOURS[group],
+                label=f"{class_names[c]} ({group}, AP {ap:.3f}, n={int(labels[:, c].sum())})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.05))
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
+    return fig
+
+
+# what the comparison figure shows per task: the main column on the left, the group columns on the right
+COMPARISON = {
+    "single-label": {"key": "bacc", "bar": "ours, test bAcc (point estimate)",
+                     "ylabel": "balanced accuracy on test (bAcc)", "title": "Test balanced accuracy per method",
+                     "groups": ("head", "medium", "tail"), "group": "{} classes, balanced-test",
+                     "group_ylabel": "mean per-class accuracy on balanced-test",
+                     "group_title": "Accuracy by group (balanced-test)"},
+    "multi-label": {"key": "map", "bar": "test mAP (point estimate)", "ylabel": "mean average precision on test (mAP)",
+                    "title": "Test mAP per method", "groups": ("map_head", "map_medium", "map_tail"),
+                    "group": "{} classes, test", "group_ylabel": "mAP of the group's classes on test",
+                    "group_title": "mAP by group (test)"},
+}
+
+
 def suite_comparison(table: pd.DataFrame, title: str) -> Figure:
-    """Test bAcc per method with its spread (and the published value, on real images), and balanced-test
-    head / medium / tail accuracy per method; one legend under both panels."""
+    """Test bAcc (multi-label: mAP) per method with its spread (and the published value, on real
+    single-label images), and head / medium / tail accuracy on balanced-test (multi-label: mAP on test) per
+    method; one legend under both panels."""
+    k = COMPARISON[table.attrs.get("task", "single-label")]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5), layout="constrained")
     x = np.arange(len(table))
-    ax1.bar(x, table["bacc"], color="0.55")  # grey: not one of the group colours of the right panel
-    handles = [Patch(color="0.55", label="ours, test bAcc (point estimate)")]
-    bars = _error_bars(ax1, x, table, "bacc")
+    ax1.bar(x, table[k["key"]], color="0.55")  # grey: not one of the group colours of the right panel
+    handles = [Patch(color="0.55", label=k["bar"])]
+    bars = _error_bars(ax1, x, table, k["key"])
     if "published_bacc" in table:
         ax1.scatter(x, table["published_bacc"], color="black", marker="D", s=30, zorder=3)
         handles.append(Line2D([], [], color="black", marker="D", ms=5, ls="", label=PUBLISHED_LABEL))
-    ax1.set(ylabel="balanced accuracy on test (bAcc)", title="Test balanced accuracy per method")
+    ax1.set(ylabel=k["ylabel"], title=k["title"])
     width = 0.27
-    for i, g in enumerate(GROUP_COLOURS):
-        ax2.bar(x + (i - 1) * width, table[g], width, color=GROUP_COLOURS[g])
-        _error_bars(ax2, x + (i - 1) * width, table, g)
-    handles += [Patch(color=colour, label=f"{g} classes, balanced-test") for g, colour in GROUP_COLOURS.items()]
-    ax2.set(ylabel="mean per-class accuracy on balanced-test", title="Accuracy by group (balanced-test)")
+    for i, (g, column) in enumerate(zip(GROUP_COLOURS, k["groups"])):
+        ax2.bar(x + (i - 1) * width, table[column], width, color=GROUP_COLOURS[g])
+        _error_bars(ax2, x + (i - 1) * width, table, column)
+    handles += [Patch(color=colour, label=k["group"].format(g)) for g, colour in GROUP_COLOURS.items()]
+    ax2.set(ylabel=k["group_ylabel"], title=k["group_title"])
     for ax in (ax1, ax2):
         ax.set_xticks(x, table["method"], rotation=45, ha="right", fontsize=8)
         ax.set_ylim(bottom=0)

@@ -27,20 +27,26 @@ def per_class_accuracy(y_true, y_pred, num_classes: int) -> np.ndarray:
         return np.where(support > 0, np.diag(cm) / support, np.nan)
 
 
-def _nanmean(a) -> float:
+def nanmean(a) -> float:
+    """The mean of the entries that are not NaN; NaN (and no warning) when none is."""
     a = np.asarray(a, dtype=np.float64)
     return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
 
 
 def balanced_accuracy(y_true, y_pred, num_classes: int) -> float:
-    return _nanmean(per_class_accuracy(y_true, y_pred, num_classes))
+    return nanmean(per_class_accuracy(y_true, y_pred, num_classes))
 
 
 def group_accuracy(y_true, y_pred, groups: list[str]) -> dict[str, float]:
     """Mean per-class accuracy within head, medium and tail, and "avg", the mean of the three."""
-    acc = per_class_accuracy(y_true, y_pred, len(groups))
-    g = np.asarray(groups)
-    out = {name: _nanmean(acc[g == name]) for name in GROUPS}
+    return group_means(per_class_accuracy(y_true, y_pred, len(groups)), groups)
+
+
+def group_means(per_class, groups: list[str]) -> dict[str, float]:
+    """The mean of a per-class metric within head, medium and tail (NaN classes left out), and "avg", the
+    mean of the three."""
+    values, g = np.asarray(per_class, dtype=np.float64), np.asarray(groups)
+    out = {name: nanmean(values[g == name]) for name in GROUPS}
     out["avg"] = float(np.mean([out[name] for name in GROUPS]))
     return out
 
@@ -84,40 +90,55 @@ def macro_auroc(y_true, scores) -> float:
     """One-vs-rest AUROC per class (score column c against "is class c"), averaged over defined classes."""
     scores = np.asarray(scores)
     y_true = np.asarray(y_true)
-    return _nanmean([binary_auroc(y_true == c, scores[:, c]) for c in range(scores.shape[1])])
+    return nanmean([binary_auroc(y_true == c, scores[:, c]) for c in range(scores.shape[1])])
 
 
-def average_precision(positive, score) -> float:
-    """Area under the precision-recall step curve, as scikit-learn defines it."""
+def precision_recall(positive, score) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at each distinct score taken as the threshold, from the highest score down
+    (recall rising); a class with no positive has no curve (empty arrays)."""
     positive = np.asarray(positive, dtype=bool)
     if not positive.any():
-        return float("nan")
+        return np.empty(0), np.empty(0)
     order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
     s, hit = np.asarray(score)[order], positive[order]
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct threshold
     tp = np.cumsum(hit)[last]
-    precision, recall = tp / (last + 1), tp / positive.sum()
+    return tp / (last + 1), tp / positive.sum()
+
+
+def average_precision(positive, score) -> float:
+    """Area under the precision-recall step curve, as scikit-learn defines it; NaN for a class with no
+    positive (scikit-learn warns and gives 0 there, which would count an undefined class as a failure)."""
+    precision, recall = precision_recall(positive, score)
+    if not len(recall):
+        return float("nan")
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def multilabel_map(labels, scores) -> float:
+def per_class_ap(labels, scores) -> np.ndarray:
     labels, scores = np.asarray(labels), np.asarray(scores)
-    return _nanmean([average_precision(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+    return np.array([average_precision(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+
+
+def per_class_auroc(labels, scores) -> np.ndarray:
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    return np.array([binary_auroc(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+
+
+def multilabel_map(labels, scores) -> float:
+    """Macro AP over the classes with a positive."""
+    return nanmean(per_class_ap(labels, scores))
 
 
 def multilabel_auroc(labels, scores) -> float:
-    labels, scores = np.asarray(labels), np.asarray(scores)
-    return _nanmean([binary_auroc(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+    """Macro AUROC over the classes with a positive and a negative."""
+    return nanmean(per_class_auroc(labels, scores))
 
 
 def group_map(labels, scores, groups: list[str]) -> dict[str, float]:
     """Multi-label mAP within head, medium and tail, and "avg", the mean of the three (the CXR-LT
     challenges' grouping by training positives, as ``group_accuracy`` for single-label)."""
-    labels, scores, g = np.asarray(labels), np.asarray(scores), np.asarray(groups)
-    ap = np.array([average_precision(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
-    out = {name: _nanmean(ap[g == name]) for name in GROUPS}
-    out["avg"] = float(np.mean([out[name] for name in GROUPS]))
-    return out
+    return group_means(per_class_ap(labels, scores), groups)
 
 
 def multilabel_f1(labels, scores, thresholds=0.5) -> float:

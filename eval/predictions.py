@@ -1,10 +1,13 @@
-"""Saved predictions: one parquet per split with key, patient_id, label and the logits."""
+"""Saved predictions: one parquet per split with key, patient_id, the label(s) and the logits.
+
+Single-label files hold ``label`` (int16, the class index); multi-label files hold ``labels`` (a fixed-size
+list of int8, the multi-hot row). Which one a file holds says its task.
+"""
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -16,19 +19,32 @@ from shards.errors import UsageError
 class Predictions:
     keys: np.ndarray
     patients: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray          # (N,) class indices, or (N, C) multi-hot; int64
     logits: np.ndarray
 
     @property
+    def multi_label(self) -> bool:
+        return self.labels.ndim == 2
+
+    @property
     def predicted(self) -> np.ndarray:
+        """The top class of each image (single-label only: a multi-label image has no one predicted class)."""
+        if self.multi_label:
+            raise ValueError("predicted is for single-label predictions; threshold the multi-label scores")
         return self.logits.argmax(axis=1)
 
 
+def _fixed_size_list(values: np.ndarray, value_type) -> pa.Array:
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), value_type), values.shape[1])
+
+
 def write_predictions(path: Path, keys, patients, labels, logits: np.ndarray) -> None:
-    logits = np.asarray(logits, dtype=np.float32)
+    """``labels``: class indices (N,) or multi-hot rows (N, C)."""
+    logits, labels = np.asarray(logits, dtype=np.float32), np.asarray(labels)
+    label_column = (("labels", _fixed_size_list(labels.astype(np.int8), pa.int8())) if labels.ndim == 2
+                    else ("label", pa.array(labels, pa.int16())))
     table = pa.table({"key": pa.array(list(keys), pa.string()), "patient_id": pa.array(list(patients), pa.string()),
-                      "label": pa.array(np.asarray(labels), pa.int16()),
-                      "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1])})
+                      label_column[0]: label_column[1], "logits": _fixed_size_list(logits, pa.float32())})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)
@@ -47,11 +63,19 @@ def _reading(path: Path):
         raise UsageError(f"{path} is damaged ({e}); rerun the fit command into a new --out") from None
 
 
+def _rows(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed-size-list column as an (N, width) array."""
+    column = column.combine_chunks()
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)
+
+
 def read_predictions(path: Path) -> Predictions:
     with _reading(path):
-        df = pd.read_parquet(path, columns=["key", "patient_id", "label", "logits"])
-    return Predictions(df["key"].to_numpy(), df["patient_id"].to_numpy(), df["label"].to_numpy().astype(np.int64),
-                       np.stack(df["logits"].to_numpy()).astype(np.float64))
+        multi = "labels" in pq.read_schema(path).names
+        table = pq.read_table(path, columns=["key", "patient_id", "labels" if multi else "label", "logits"])
+    labels = _rows(table["labels"]) if multi else table["label"].to_numpy()
+    return Predictions(table["key"].to_numpy(zero_copy_only=False), table["patient_id"].to_numpy(zero_copy_only=False),
+                       labels.astype(np.int64), _rows(table["logits"]).astype(np.float64))
 
 
 def count_predictions(path: Path) -> int:

@@ -1,5 +1,7 @@
 """python -m eval report RUN: the run's numbers with 95% bootstrap intervals, tables and figures.
 
+This module is the single-label (paper's) report; a multi-label run's is eval.multilabel_report.
+
 Everything comes from the saved predictions and metrics.csv, so a report needs
 neither the model nor a GPU, and its point estimates equal what the run logged.
 """
@@ -12,7 +14,7 @@ import pandas as pd
 from . import figures
 from . import metrics as m
 from .predictions import read_predictions
-from .runs import SYNTHETIC, describe, finished, is_synthetic, read_json
+from .runs import SYNTHETIC, describe, finished, is_synthetic, read_json, task_of_run
 from .summary import softmax
 
 
@@ -47,12 +49,15 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
     out["groups"] = dict(zip(names, groups))
     out["images"] = {"balanced_test": len(bt.labels), "test": len(test.labels),
                      "balanced_test_per_class": dict(zip(names, np.bincount(bt.labels, minlength=c).tolist()))}
-    out["bootstrap"] = {"resamples": n_boot, "seed": seed, "unit": "patient" if by_patient else "image",
-                        "interval": "95% percentile"}
-    out["method"] = meta["config"]["method"]
-    out["dataset"], out["model"], out["seed"] = meta["dataset"], meta["config"]["model"], meta["config"]["seed"]
-    out["synthetic"] = is_synthetic(run)
-    return out
+    return {**out, **about(run, meta, n_boot, seed, by_patient)}
+
+
+def about(run: Path, meta: dict, n_boot: int, seed: int, by_patient: bool) -> dict:
+    """The report summary's fields on how the intervals were drawn and what ran."""
+    return {"bootstrap": {"resamples": n_boot, "seed": seed, "unit": "patient" if by_patient else "image",
+                          "interval": "95% percentile"},
+            "method": meta["config"]["method"], "dataset": meta["dataset"], "model": meta["config"]["model"],
+            "seed": meta["config"]["seed"], "synthetic": is_synthetic(run)}
 
 
 def per_class_table(run: Path, s: dict) -> pd.DataFrame:
@@ -82,7 +87,7 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _fmt(entry: dict) -> str:
+def fmt_ci(entry: dict) -> str:
     lo, hi = entry["ci95"]
     return f"{entry['value']:.3f} [{lo:.3f}, {hi:.3f}]"
 
@@ -115,8 +120,8 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, has_curves: bool) -> s
     lines = [f"# Report: {title(s, run)}", "",
              "| balanced-test: Head | Medium | Tail | Avg | test: mF1 | bAcc | AUROC | MCC |",
              "|---|---|---|---|---|---|---|---|",
-             "| " + " | ".join(_fmt(bt[g]) for g in ("head", "medium", "tail", "avg")) + " | "
-             + " | ".join(_fmt(t[k]) for k in ("mf1", "bacc", "auroc", "mcc")) + " |", "",
+             "| " + " | ".join(fmt_ci(bt[g]) for g in ("head", "medium", "tail", "avg")) + " | "
+             + " | ".join(fmt_ci(t[k]) for k in ("mf1", "bacc", "auroc", "mcc")) + " |", "",
              f"Head, Medium, Tail: mean per-class accuracy (recall) of the group's classes on balanced-test "
              f"({n['balanced_test']} images); Avg: the mean of the three. mF1 (macro F1), bAcc (balanced "
              f"accuracy), AUROC (macro one-vs-rest) and MCC: on test ({n['test']} images). "
@@ -151,13 +156,19 @@ def _figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> bool:
 
 def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> Path:
     run = finished(run)
+    steps = numbers, per_class_table, _figures, markdown
+    if task_of_run(run) == "multi-label":
+        from . import multilabel_report as ml
+
+        steps = ml.numbers, ml.per_class_table, ml.write_figures, ml.markdown
+    numbers_of, per_class_of, figures_of, markdown_of = steps
     logged = read_json(run / "summary.json")
     out = run / "report"
     out.mkdir(exist_ok=True)
-    s = numbers(run, n_boot, seed, by_patient)
+    s = numbers_of(run, n_boot, seed, by_patient)
     (out / "summary.json").write_text(json.dumps(s, indent=1))
-    per_class = per_class_table(run, s)
+    per_class = per_class_of(run, s)
     per_class.to_csv(out / "per_class.csv", index=False)
-    has_curves = _figures(run, out, s, logged.get("best_epoch"))
-    (out / "report.md").write_text(markdown(run, s, per_class, has_curves))
+    has_curves = figures_of(run, out, s, logged.get("best_epoch"))
+    (out / "report.md").write_text(markdown_of(run, s, per_class, has_curves))
     return out

@@ -1,4 +1,4 @@
-"""A finished run dir as eval reads it: its JSON files, whether its pixels are synthetic, its title.
+"""A finished run dir as eval reads it: its JSON files, its task, whether its pixels are synthetic, its title.
 
 A damaged file is the user's to fix, so reading one raises a one-line UsageError naming it.
 """
@@ -33,6 +33,16 @@ def finished(run: Path) -> Path:
     if not (run / "summary.json").exists():
         raise UsageError(f"{run}: no summary.json; the run has not finished (rerun its fit command)")
     return run
+
+
+def task_of_run(run: Path) -> str:
+    """"single-label" or "multi-label": summary.json says so, else config.json's method (runs made since
+    multi-label training); older runs are single-label."""
+    run = Path(run)
+    summary = read_json(run / "summary.json") if (run / "summary.json").exists() else {}
+    if "task" in summary:
+        return summary["task"]
+    return read_json(run / "config.json").get("method", {}).get("task", "single-label")
 
 
 def is_synthetic(run: Path) -> bool:

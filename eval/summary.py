@@ -1,8 +1,16 @@
-"""The paper's numbers from predictions: balanced-test group accuracies, test mF1 / bAcc / AUROC / MCC."""
+"""A run's numbers from its predictions.
+
+Single-label (the paper's): balanced-test group accuracies, test mF1 / bAcc / AUROC / MCC.
+Multi-label (the CXR-LT challenges'): test mAP (primary), head / medium / tail mAP, macro AUROC, macro F1 at
+0.5 and at per-class thresholds tuned on val, and per class AP, AUROC, support and threshold.
+"""
 import numpy as np
 
 from . import metrics as m
-from .tasks import softmax
+from .tasks import sigmoid, softmax
+
+# the scalar test numbers of a multi-label run, in the order of its tables
+MULTILABEL_KEYS = ("map", "map_head", "map_medium", "map_tail", "map_avg", "auroc", "f1", "f1_tuned")
 
 
 def paper_metrics(bt_labels, bt_logits, test_labels, test_logits, groups, class_names) -> dict:
@@ -11,6 +19,7 @@ def paper_metrics(bt_labels, bt_logits, test_labels, test_logits, groups, class_
     test_pred = np.asarray(test_logits).argmax(1)
     per_class = m.per_class_accuracy(bt_labels, bt_pred, c)
     return {
+        "task": "single-label",
         "balanced_test": {**m.group_accuracy(bt_labels, bt_pred, groups),
                           "per_class": dict(zip(class_names, per_class.tolist()))},
         "test": {"mf1": m.macro_f1(test_labels, test_pred, c),
@@ -19,3 +28,32 @@ def paper_metrics(bt_labels, bt_logits, test_labels, test_logits, groups, class_
                  "mcc": m.mcc(test_labels, test_pred, c)},
         "groups": dict(zip(class_names, groups)),
     }
+
+
+def multilabel_numbers(labels, scores, groups, thresholds) -> np.ndarray:
+    """The values of MULTILABEL_KEYS, then the AP and the AUROC of each class, as one vector (one
+    bootstrap resample computes each AP once). A class without positives has NaN AP and AUROC and is
+    left out of every mean; its F1 counts 0, as scikit-learn's ``f1_score(zero_division=0)``."""
+    ap, auroc = m.per_class_ap(labels, scores), m.per_class_auroc(labels, scores)
+    by_group = m.group_means(ap, groups)
+    scalars = [m.nanmean(ap), by_group["head"], by_group["medium"], by_group["tail"], by_group["avg"],
+               m.nanmean(auroc), m.multilabel_f1(labels, scores, 0.5), m.multilabel_f1(labels, scores, thresholds)]
+    return np.r_[scalars, ap, auroc]
+
+
+def multilabel_metrics(val_labels, val_logits, test_labels, test_logits, groups, class_names) -> dict:
+    """summary.json of a multi-label run: test numbers with per-class thresholds tuned on val, per class
+    AP / AUROC / support (test positives) / group / threshold, and val mAP. Scores are sigmoid(logits)."""
+    val_scores, test_scores = sigmoid(val_logits), sigmoid(test_logits)
+    thresholds = m.tune_thresholds(val_labels, val_scores)
+    values = multilabel_numbers(test_labels, test_scores, groups, thresholds)
+    k, c = len(MULTILABEL_KEYS), len(class_names)
+    ap, auroc = values[k:k + c], values[k + c:]
+    support = np.asarray(test_labels).sum(axis=0).astype(int)
+    per_class = {name: {"ap": float(ap[i]), "auroc": float(auroc[i]), "support": int(support[i]),
+                        "group": groups[i], "threshold": float(thresholds[i])} for i, name in enumerate(class_names)}
+    return {"task": "multi-label",
+            "test": dict(zip(MULTILABEL_KEYS, values[:k].tolist())),
+            "per_class": per_class,
+            "val": {"map": m.multilabel_map(val_labels, val_scores)},
+            "groups": dict(zip(class_names, groups))}

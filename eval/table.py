@@ -1,7 +1,10 @@
-"""The paper's Table 1 for any set of runs: Markdown, LaTeX and CSV, with a title and notes.
+"""The paper's Table 1 for any set of runs, or its multi-label counterpart: Markdown, LaTeX and CSV, with a
+title and notes.
 
-One row per method, in the paper's order (others after it): Head, Medium, Tail and Avg accuracy on
-balanced-test; mF1 and bAcc on test. Several seeds: mean +- standard deviation; one seed: the
+One row per method, in the paper's order (others after it). Single-label: Head, Medium, Tail and Avg accuracy
+on balanced-test; mF1 and bAcc on test. Multi-label (the CXR-LT numbers, all on test): mAP, Head, Medium and
+Tail mAP, AUROC, F1 at 0.5 and at per-class thresholds tuned on val; no published numbers to compare with. A
+table of both tasks is refused. Several seeds: mean +- standard deviation; one seed: the
 bootstrap 95% interval of each number. Per column the best point estimate is bold and the second
 best underlined (ties share the mark). On real images the published bAcc of the method and the
 difference sit beside ours; runs on synthetic pixels are marked as such and never compared.
@@ -15,10 +18,16 @@ from shards.errors import UsageError
 
 from .predictions import count_predictions
 from .published import PUBLISHED_BACC
-from .runs import SYNTHETIC, describe, is_synthetic, read_json
+from .runs import SYNTHETIC, describe, is_synthetic, read_json, task_of_run
 
 COLUMNS = [("head", "Head"), ("medium", "Medium"), ("tail", "Tail"), ("avg", "Avg"), ("mf1", "mF1"),
            ("bacc", "bAcc")]
+MULTILABEL_COLUMNS = [("map", "mAP"), ("map_head", "Head mAP"), ("map_medium", "Medium mAP"),
+                      ("map_tail", "Tail mAP"), ("auroc", "AUROC"), ("f1", "F1@0.5"), ("f1_tuned", "F1@tuned")]
+# per task: the columns, and the LaTeX header line over them that names the split each is measured on
+LAYOUT = {"single-label": (COLUMNS, r" & \multicolumn{4}{c}{balanced-test} & \multicolumn{2}{c}{test}",
+                           r"\cmidrule(lr){2-5}\cmidrule(lr){6-7}"),
+          "multi-label": (MULTILABEL_COLUMNS, r" & \multicolumn{7}{c}{test}", r"\cmidrule(lr){2-8}")}
 PUBLISHED_SOURCE = "Holste et al. 2022 (arXiv 2208.13365), Table 1, ResNet-50 pretrained on ImageNet"
 
 
@@ -60,47 +69,54 @@ def _check_one_setting(method: str, items: list) -> None:
         seeds[cfg.get("seed")] = run
 
 
-def _numbers(summary: dict) -> dict:
+def _numbers(summary: dict, task: str) -> dict:
+    if task == "multi-label":
+        return {key: summary["test"][key] for key, _ in MULTILABEL_COLUMNS}
     bt, test = summary["balanced_test"], summary["test"]
     return {"head": bt["head"], "medium": bt["medium"], "tail": bt["tail"], "avg": bt["avg"],
             "mf1": test["mf1"], "bacc": test["bacc"]}
 
 
-def _intervals(run: Path, n_boot: int, seed: int, by_patient: bool) -> dict:
+def _intervals(run: Path, task: str, n_boot: int, seed: int, by_patient: bool) -> dict:
     """(low, high) of each column, from the run's report numbers."""
-    from .report import numbers
+    if task == "multi-label":
+        from .multilabel_report import numbers as multilabel_numbers
 
-    n = numbers(run, n_boot, seed, by_patient, full=False)
-    merged = {**n["balanced_test"], **n["test"]}
-    return {key: tuple(merged[key]["ci95"]) for key, _ in COLUMNS}
+        merged = multilabel_numbers(run, n_boot, seed, by_patient)["test"]
+    else:
+        from .report import numbers
+
+        n = numbers(run, n_boot, seed, by_patient, full=False)
+        merged = {**n["balanced_test"], **n["test"]}
+    return {key: tuple(merged[key]["ci95"]) for key, _ in LAYOUT[task][0]}
 
 
-def _spread(items: list, n_boot: int, seed: int, by_patient: bool) -> dict:
+def _spread(items: list, task: str, n_boot: int, seed: int, by_patient: bool) -> dict:
     """The row's numbers and spread: sd over seeds, or the bootstrap interval of its one run where it has
     predictions."""
-    values = pd.DataFrame([_numbers(summary) for _, summary, _ in items])
+    columns = LAYOUT[task][0]
+    values = pd.DataFrame([_numbers(summary, task) for _, summary, _ in items])
     if len(items) > 1:
         row = {"spread": f"sd over {len(items)} seeds"}
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             row[key], row[f"{key}_sd"] = values[key].mean(), values[key].std(ddof=1)
         return row
     run = items[0][0]
-    row = {key: values[key].iloc[0] for key, _ in COLUMNS}
+    row = {key: values[key].iloc[0] for key, _ in columns}
     if not (run / "predictions").exists():
         return {"spread": "none (no predictions saved)", **row}
-    ci = _intervals(run, n_boot, seed, by_patient)
-    for key, _ in COLUMNS:
+    ci = _intervals(run, task, n_boot, seed, by_patient)
+    for key, _ in columns:
         row[f"{key}_lo"], row[f"{key}_hi"] = ci[key]
     unit = "patients" if by_patient else "images"
     return {"spread": f"95% percentile bootstrap, {n_boot} resamples of {unit} (seed {seed})", **row}
 
 
-def _images(run: Path) -> dict:
+def _images(run: Path, task: str) -> dict:
     preds = run / "predictions"
-    if not preds.exists():
-        return {"balanced_test_images": np.nan, "test_images": np.nan}
-    return {"balanced_test_images": count_predictions(preds / "balanced-test.parquet"),
-            "test_images": count_predictions(preds / "test.parquet")}
+    views = ("test",) if task == "multi-label" else ("balanced-test", "test")
+    return {f"{view.replace('-', '_')}_images": count_predictions(preds / f"{view}.parquet") if preds.exists()
+            else np.nan for view in views}
 
 
 def _check_one_kind(synthetic: dict[Path, bool]) -> bool:
@@ -112,6 +128,15 @@ def _check_one_kind(synthetic: dict[Path, bool]) -> bool:
     return kinds == {True}
 
 
+def _check_one_task(tasks: dict[Path, str]) -> str:
+    """The task of the runs; a table mixing single- and multi-label runs is refused."""
+    if len(set(tasks.values())) > 1:
+        multi = ", ".join(str(r) for r, t in tasks.items() if t == "multi-label")
+        raise UsageError(f"the runs mix multi-label ({multi}) with single-label runs; their numbers differ, "
+                         "make one table of each")
+    return next(iter(tasks.values()))
+
+
 def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> pd.DataFrame:
     """One row per method: mean, spread (std or interval) and seeds of each column, plus the published bAcc
     on real images. ``attrs`` holds the title and whether the pixels are synthetic."""
@@ -119,14 +144,16 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     for run in runs:
         summary, meta = read_json(run / "summary.json"), read_json(run / "config.json")
         by_method.setdefault(summary["method"], []).append((run, summary, meta))
+    task = _check_one_task({run: task_of_run(run) for run in runs})
     synthetic = _check_one_kind({run: is_synthetic(run) for run in runs})
     rows = []
     for method, items in by_method.items():
         _check_one_setting(method, items)
         run, _, meta = items[0]
-        row = {"method": method, "seeds": len(items), **_spread(items, n_boot, seed, by_patient), **_images(run),
-               "dataset": meta["dataset"], "model": meta["config"].get("model", "?"), "synthetic": synthetic}
-        if not synthetic:
+        row = {"method": method, "seeds": len(items), **_spread(items, task, n_boot, seed, by_patient),
+               **_images(run, task), "dataset": meta["dataset"], "model": meta["config"].get("model", "?"),
+               "synthetic": synthetic}
+        if not synthetic and task == "single-label":
             row["published_bacc"] = PUBLISHED_BACC.get(meta["dataset"], {}).get(method, np.nan)
             row["delta_bacc"] = row["bacc"] - row["published_bacc"]
         rows.append(row)
@@ -137,6 +164,7 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     metas = [meta for items in by_method.values() for _, _, meta in items]
     table.attrs["title"] = f"Long-tailed methods on {describe(metas)}" + (f" - {SYNTHETIC}" if synthetic else "")
     table.attrs["synthetic"] = synthetic
+    table.attrs["task"] = task
     return table
 
 
@@ -166,16 +194,22 @@ def _images_text(values: pd.Series) -> str:
 def notes(table: pd.DataFrame) -> list[str]:
     """What each column is measured on, what the brackets are, how the marks are set, where the paper's
     numbers come from."""
-    out = [f"Head, Medium, Tail: mean per-class accuracy of the group's classes on balanced-test"
-           f"{_images_text(table['balanced_test_images'])}; Avg: the mean of the three. mF1 (macro F1) and "
-           f"bAcc (balanced accuracy): on test{_images_text(table['test_images'])}."]
+    if table.attrs.get("task") == "multi-label":
+        out = [f"All on test{_images_text(table['test_images'])}. mAP: macro average precision over the classes "
+               f"with a positive in test; Head, Medium, Tail mAP: the mean AP of the group's classes (groups by "
+               f"training positives). AUROC: the mean over classes of each class's AUROC. F1@0.5: macro F1 with "
+               f"every class thresholded at 0.5; F1@tuned: at per-class thresholds tuned for F1 on val."]
+    else:
+        out = [f"Head, Medium, Tail: mean per-class accuracy of the group's classes on balanced-test"
+               f"{_images_text(table['balanced_test_images'])}; Avg: the mean of the three. mF1 (macro F1) and "
+               f"bAcc (balanced accuracy): on test{_images_text(table['test_images'])}."]
     out += [f"{'±' if s.startswith('sd') else '[low, high]'}: {s}." for s in table["spread"].unique()
             if not s.startswith("none")]
     out.append("Bold: best, underlined: second best in each column, by point estimate (ties share the mark; "
                "a difference may lie within the spread).")
     if table.attrs.get("synthetic"):
         out.append("Trained and tested on synthetic pixels: no comparison with published results.")
-    else:
+    elif table.attrs.get("task") != "multi-label":
         out.append(f"bAcc (paper): {PUBLISHED_SOURCE}; Δ bAcc: ours minus the paper's.")
     return out
 
@@ -195,21 +229,21 @@ def render(table: pd.DataFrame) -> dict[str, str]:
     """{'md': ..., 'tex': ..., 'csv': ...}"""
     compare = not table.attrs.get("synthetic") and "published_bacc" in table
     extra = ["bAcc (paper)", "Δ bAcc"] if compare else []
-    marks = {key: ranks(table[key]) for key, _ in COLUMNS}
-    heads = [h for _, h in COLUMNS] + extra
+    columns, groups, rules = LAYOUT[table.attrs.get("task", "single-label")]
+    marks = {key: ranks(table[key]) for key, _ in columns}
+    heads = [h for _, h in columns] + extra
     md = [f"**{table.attrs.get('title', 'Long-tailed methods')}**", "",
           "| Method | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
-    groups = r" & \multicolumn{4}{c}{balanced-test} & \multicolumn{2}{c}{test}"
     tex = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(table.attrs.get('title', ''))}}}",
            r"\begin{tabular}{l" + "c" * len(heads) + "}", r"\toprule",
            groups + (r" & \multicolumn{2}{c}{published}" if compare else "") + r" \\",
-           r"\cmidrule(lr){2-5}\cmidrule(lr){6-7}", "Method & " + " & ".join(map(_tex, heads)) + r" \\",
+           rules, "Method & " + " & ".join(map(_tex, heads)) + r" \\",
            r"\midrule"]
     for i, row in table.iterrows():
-        cells = [_cell(row, key) for key, _ in COLUMNS]
-        cells_md = [_marked(t, marks[key][i], "**{}**", "<u>{}</u>") for t, (key, _) in zip(cells, COLUMNS)]
+        cells = [_cell(row, key) for key, _ in columns]
+        cells_md = [_marked(t, marks[key][i], "**{}**", "<u>{}</u>") for t, (key, _) in zip(cells, columns)]
         cells_tex = [_marked(_tex(t), marks[key][i], r"\textbf{{{}}}", r"\underline{{{}}}")
-                     for t, (key, _) in zip(cells, COLUMNS)]
+                     for t, (key, _) in zip(cells, columns)]
         if compare:
             pub = "n/a" if pd.isna(row["published_bacc"]) else f"{row['published_bacc']:.3f}"
             delta = "n/a" if pd.isna(row["delta_bacc"]) else f"{row['delta_bacc']:+.3f}"

@@ -1,0 +1,112 @@
+"""python -m eval report RUN on a multi-label run: the CXR-LT numbers with 95% bootstrap intervals, the
+per-class AP / AUROC table and the figures (training curves, per-class AP, precision-recall curves).
+
+As the single-label report, everything comes from the saved predictions and metrics.csv; the per-class
+thresholds of F1@tuned are tuned again on the saved val predictions, so every point estimate equals
+summary.json's.
+"""
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures
+from . import metrics as m
+from .predictions import read_predictions
+from .report import about, bootstrap_note, fmt_ci, markdown_table, title
+from .runs import read_json
+from .summary import MULTILABEL_KEYS, multilabel_numbers
+from .tasks import sigmoid
+
+HEADS = {"map": "mAP", "map_head": "Head mAP", "map_medium": "Medium mAP", "map_tail": "Tail mAP",
+         "map_avg": "Avg mAP", "auroc": "AUROC", "f1": "F1@0.5", "f1_tuned": "F1@tuned"}
+
+
+def _scores(run: Path):
+    """The test predictions, their sigmoid scores and the per-class thresholds tuned on val."""
+    val = read_predictions(run / "predictions" / "val.parquet")
+    test = read_predictions(run / "predictions" / "test.parquet")
+    return test, sigmoid(test.logits), m.tune_thresholds(val.labels, sigmoid(val.logits)), len(val.labels)
+
+
+def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> dict:
+    """summary.json of the report: the test numbers of MULTILABEL_KEYS and each class's AP and AUROC, each
+    with a 95% interval (one bootstrap: a resample's numbers all come from the same images)."""
+    meta = read_json(run / "config.json")
+    names, groups = meta["class_names"], meta["groups"]
+    test, scores, thresholds, n_val = _scores(run)
+    point, low, high = m.bootstrap_ci(lambda y, s: multilabel_numbers(y, s, groups, thresholds), test.labels, scores,
+                                      n_boot=n_boot, seed=seed, clusters=test.patients if by_patient else None)
+
+    def entry(i: int) -> dict:
+        return {"value": float(point[i]), "ci95": [float(low[i]), float(high[i])]}
+
+    k, c = len(MULTILABEL_KEYS), len(names)
+    support = test.labels.sum(axis=0)
+    per_class = {name: {"ap": entry(k + i), "auroc": entry(k + c + i), "support": int(support[i]),
+                        "group": groups[i], "threshold": float(thresholds[i])} for i, name in enumerate(names)}
+    return {"task": "multi-label", "test": {key: entry(i) for i, key in enumerate(MULTILABEL_KEYS)},
+            "per_class": per_class, "groups": dict(zip(names, groups)),
+            "images": {"val": n_val, "test": len(test.labels)}, **about(run, meta, n_boot, seed, by_patient)}
+
+
+def per_class_table(run: Path, s: dict) -> pd.DataFrame:
+    """One row per class: group, training images, test positives, AP with its interval, AUROC, threshold."""
+    meta = read_json(run / "config.json")
+    rows = [s["per_class"][name] for name in meta["class_names"]]
+    return pd.DataFrame({
+        "class": meta["class_names"], "group": meta["groups"], "train_images": meta["train_counts"],
+        "test_positives": [r["support"] for r in rows], "test_ap": [r["ap"]["value"] for r in rows],
+        "ap_lo": [r["ap"]["ci95"][0] for r in rows], "ap_hi": [r["ap"]["ci95"][1] for r in rows],
+        "test_auroc": [r["auroc"]["value"] for r in rows], "val_threshold": [r["threshold"] for r in rows]})
+
+
+def column_notes(s: dict) -> str:
+    """What each number of the main table is, and on which images."""
+    n, per_class = s["images"], s["per_class"]
+    defined = sum(r["support"] > 0 for r in per_class.values())
+    return (f"All on test ({n['test']} images), scores are the sigmoid of the saved logits. mAP: macro average "
+            f"precision over the classes with a positive in test ({defined} of {len(per_class)}; a class without "
+            f"one has no AP and is left out). Head, Medium, Tail mAP: the mean AP of the group's classes (groups "
+            f"by training positives); Avg mAP: the mean of the three. AUROC: the mean over classes of each "
+            f"class's AUROC. F1@0.5: macro F1 with every class thresholded at 0.5; F1@tuned: at per-class "
+            f"thresholds tuned for F1 on val ({n['val']} images); both count every class (0 where a class is "
+            f"neither positive nor predicted).")
+
+
+def markdown(run: Path, s: dict, per_class: pd.DataFrame, has_curves: bool) -> str:
+    t = s["test"]
+    lines = [f"# Report: {title(s, run)}", "",
+             "| " + " | ".join(HEADS[k] for k in MULTILABEL_KEYS) + " |", "|" + "---|" * len(MULTILABEL_KEYS),
+             "| " + " | ".join(fmt_ci(t[k]) for k in MULTILABEL_KEYS) + " |", "",
+             column_notes(s) + " " + bootstrap_note(s["bootstrap"]), "",
+             "## Per class", "",
+             "AP (with its 95% interval) and AUROC on test; the F1 threshold tuned on val.", "",
+             markdown_table(per_class), "", "## Figures", ""]
+    if has_curves:
+        lines.append("![training curves](training_curves.png)")
+    lines += ["![per-class AP](per_class_ap.png)", "![precision-recall curves](pr_curves.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> bool:
+    """The report's figures; returns whether the run has training curves."""
+    meta = read_json(run / "config.json")
+    heading = title(s, run)
+    history = pd.read_csv(run / "metrics.csv") if (run / "metrics.csv").exists() else pd.DataFrame()
+    has_curves = len(history) > 0
+    if has_curves:
+        figures.save(figures.training_curves(history, best_epoch, meta["method"]["loss"], heading, "multi-label"),
+                     out / "training_curves.png")
+    pc = s["per_class"]
+    bars = {"per_class": {k: r["ap"]["value"] for k, r in pc.items()},
+            "per_class_ci95": {k: r["ap"]["ci95"] for k, r in pc.items()}}
+    figures.save(figures.per_class_bars(bars, {k: r["support"] for k, r in pc.items()}, s["groups"],
+                                        f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}",
+                                        ylabel="average precision on test (AP; n: test positives)"),
+                 out / "per_class_ap.png")
+    test, scores, _, _ = _scores(run)
+    examples = figures.pr_examples(test.labels, meta["groups"])
+    figures.save(figures.pr_curves(test.labels, scores, examples, meta["class_names"],
+                                   f"{heading}\nprecision-recall on test: the class of each group with the most "
+                                   "test positives"), out / "pr_curves.png")
+    return has_curves
