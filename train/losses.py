@@ -1,4 +1,6 @@
-"""Classification losses for long-tailed data, all called as ``loss(logits, target)``.
+"""Classification losses for long-tailed data, all called as ``loss(logits, target)``; one registry,
+``LOSSES``, for both tasks: the single-label (softmax) losses below and the multi-label (sigmoid) losses
+of ``train.bce_losses`` (``loss_task`` says which task a loss is for).
 
 ``target`` is a LongTensor of class indices, a float (N, C) tensor of soft
 targets, or the mixing triple ``(y_a, y_b, lam)``, which every loss turns into
@@ -21,42 +23,9 @@ under fp16/bf16 autocast.
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-
-class ClassLoss(nn.Module):
-    """Base: holds the per-class weights (replaceable, for DRW) and dispatches the target forms."""
-
-    def __init__(self, num_classes: int, weights=None):
-        super().__init__()
-        self.register_buffer("weights", torch.ones(num_classes))
-        self.weighted = weights is not None
-        if weights is not None:
-            self.set_weights(weights)
-
-    def set_weights(self, weights) -> None:
-        self.weights.copy_(torch.as_tensor(np.asarray(weights), dtype=torch.float32))
-        self.weighted = True
-
-    def forward(self, logits: torch.Tensor, target) -> torch.Tensor:
-        logits = logits.float()
-        if isinstance(target, tuple):
-            y_a, y_b, lam = target
-            return lam * self.loss(logits, y_a) + (1 - lam) * self.loss(logits, y_b)
-        return self.loss(logits, target)
-
-    def _weight(self):
-        return self.weights if self.weighted else None
-
-    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-
-def as_soft(target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Class indices -> one-hot floats; soft targets pass through."""
-    if target.is_floating_point():
-        return target.float()
-    return F.one_hot(target.long(), num_classes).float()
+from .bce_losses import AsymmetricLoss, DistributionBalanced, FocalBCE, LogitAdjustedBCE
+from .class_loss import ClassLoss, as_soft
 
 
 class CrossEntropy(ClassLoss):
@@ -107,16 +76,37 @@ class LogitAdjusted(CrossEntropy):
         return super().loss(logits + self.shift, target)
 
 
+# every factory takes (counts, weights, N, **params): N, the number of training images, only matters where
+# a class prior n_c / N does, which in the multi-label task is not n_c / sum(n)
 LOSSES = {
-    "ce": lambda c, w, **p: CrossEntropy(len(c), w, **p),
-    "focal": lambda c, w, **p: Focal(len(c), w, **p),
-    "ldam": lambda c, w, **p: LDAM(len(c), w, counts=c, **p),
-    "logit-adjusted": lambda c, w, **p: LogitAdjusted(len(c), w, counts=c, **p),
-    "balanced-softmax": lambda c, w, **p: LogitAdjusted(len(c), w, counts=c, tau=1.0, **p),
+    "ce": lambda c, w, n, **p: CrossEntropy(len(c), w, **p),
+    "focal": lambda c, w, n, **p: Focal(len(c), w, **p),
+    "ldam": lambda c, w, n, **p: LDAM(len(c), w, counts=c, **p),
+    "logit-adjusted": lambda c, w, n, **p: LogitAdjusted(len(c), w, counts=c, **p),
+    "balanced-softmax": lambda c, w, n, **p: LogitAdjusted(len(c), w, counts=c, tau=1.0, **p),
+    "bce": lambda c, w, n, **p: FocalBCE(len(c), w, gamma=0.0, **p),
+    "focal-bce": lambda c, w, n, **p: FocalBCE(len(c), w, **p),
+    "asl": lambda c, w, n, **p: AsymmetricLoss(len(c), w, **p),
+    "distribution-balanced": lambda c, w, n, **p: DistributionBalanced(len(c), w, counts=c, num_images=n, **p),
+    "logit-adjusted-bce": lambda c, w, n, **p: LogitAdjustedBCE(len(c), w, counts=c, num_images=n, **p),
 }
+MULTI_LABEL = ("bce", "focal-bce", "asl", "distribution-balanced", "logit-adjusted-bce")
+LOSS_TASK = {name: "multi-label" if name in MULTI_LABEL else "single-label" for name in LOSSES}
 
 
-def make_loss(name: str, counts, weights=None, **params) -> ClassLoss:
+def _known(name: str) -> str:
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; one of {', '.join(LOSSES)}")
-    return LOSSES[name](np.asarray(counts), weights, **params)
+    return name
+
+
+def loss_task(name: str) -> str:
+    """'single-label' (softmax over the classes) or 'multi-label' (a sigmoid per class)."""
+    return LOSS_TASK[_known(name)]
+
+
+def make_loss(name: str, counts, weights=None, num_images=None, **params) -> ClassLoss:
+    """``counts``: training images (single-label) or positives (multi-label) per class; ``num_images``:
+    training images, by default counts.sum() (right for single-label only)."""
+    counts = np.asarray(counts)
+    return LOSSES[_known(name)](counts, weights, counts.sum() if num_images is None else num_images, **params)
