@@ -21,7 +21,8 @@ def parse(argv):
     r.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")
     r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     r.add_argument("--by-patient", action="store_true", help="bootstrap whole patients, not images")
-    t = sub.add_parser("table", help="the paper's Table 1 for runs or suite dirs (md, tex, csv, comparison png)",
+    t = sub.add_parser("table", help="the paper's Table 1, or the multi-label table, for runs or suite dirs "
+                                     "(md, tex, csv, comparison png)",
                        formatter_class=defaults)
     t.add_argument("paths", nargs="+", type=Path, help="run dirs, or suite dirs holding them")
     t.add_argument("--out", type=Path, required=True, help="prefix: writes PREFIX.md, .tex, .csv, .png (required)")

@@ -140,7 +140,7 @@ def pr_curves(labels, scores, examples: dict[str, int], class_names: list[str], 
     from .metrics import average_precision, precision_recall
 
     labels, scores = np.asarray(labels), np.asarray(scores)
-    fig, ax = plt.subplots(figsize=(7.5, 5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")  # wide enough for a run's title
     for group, c in examples.items():
         precision, recall = precision_recall(labels[:, c], scores[:, c])
         ap = average_precision(labels[:, c], scores[:, c])

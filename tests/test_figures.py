@@ -1,11 +1,13 @@
 """The figures are checked through their matplotlib artists: what each axis says, what the cells hold."""
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.metrics import average_precision_score
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 from matplotlib.container import ErrorbarContainer
 
-from eval.figures import confusion, per_class_bars, training_curves
+from eval.figures import GROUP_COLOURS, confusion, per_class_bars, pr_curves, pr_examples, training_curves
 
 
 def _legend_boxes(fig):
@@ -75,5 +77,51 @@ def test_per_class_bars_are_recall_with_their_intervals_and_n_and_a_legend_off_t
     segments = errors.lines[2][0].get_segments()
     assert [s.round(6).tolist() for s in segments if len(s)] == [[[0, 0.3], [0, 0.7]], [[2, 0.0], [2, 0.5]]]
     assert "95% bootstrap interval" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert _legends_clear_of_the_data(fig, [ax])
+    plt.close(fig)
+
+
+def test_multilabel_training_curves_show_map_and_the_binary_cross_entropy_and_the_best_epoch_by_val_map():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.5, 0.4], "val_loss": [0.69, 0.6, 0.62],
+                            "train_map": [0.2, 0.3, 0.4], "val_map": [0.25, 0.35, 0.3],
+                            "train_auroc": [0.5, 0.6, 0.7], "val_auroc": [0.55, 0.6, 0.58]})
+    fig = training_curves(history, 2, "asl", "asl on nih-cxr-lt-multilabel", "multi-label")
+    train, val, map_, auroc = fig.axes
+    assert val.get_ylabel() == "val binary cross-entropy" and map_.get_ylabel() == "mean average precision (mAP)"
+    assert [line.get_ydata().tolist() for line in map_.lines if len(line.get_xdata()) == 3] == \
+        [[0.2, 0.3, 0.4], [0.25, 0.35, 0.3]]
+    assert auroc.get_ylabel() == "macro AUROC (per class)"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "best epoch (2, by val mAP)" in labels and "val" in labels
+    plt.close(fig)
+
+
+def test_the_pr_example_of_each_group_is_its_class_with_the_most_test_positives_and_an_empty_group_has_none():
+    labels = np.array([[1, 1, 0, 1, 0], [1, 0, 0, 1, 0], [0, 1, 0, 1, 0], [0, 1, 0, 0, 0]])
+    # positives per class: 2, 3, 0, 3, 0; head: classes 0, 1; medium: 2, 3 (3 has positives); tail: 4 (none)
+    assert pr_examples(labels, ["head", "head", "medium", "medium", "tail"]) == {"head": 1, "medium": 3}
+    assert pr_examples(labels, ["head", "head", "tail", "tail", "tail"]) == {"head": 1, "tail": 3}
+    assert pr_examples(labels[:, [0, 1]], ["head", "head"]) == {"head": 1}
+    assert pr_examples(np.array([[1, 1]]), ["tail", "tail"]) == {"tail": 0}  # a tie: the first
+
+
+def test_pr_curves_draw_one_step_curve_per_group_example_whose_area_is_its_average_precision():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((50, 4)) < [0.5, 0.3, 0.2, 0.0]).astype(int)
+    scores = labels * 0.4 + rng.random((50, 4))
+    groups = ["head", "medium", "tail", "tail"]
+    examples = pr_examples(labels, groups)
+    fig = pr_curves(labels, scores, examples, ["a", "b", "c", "d"], "asl on nih-cxr-lt-multilabel")
+    ax = fig.axes[0]
+    assert examples == {"head": 0, "medium": 1, "tail": 2} and len(ax.lines) == 3
+    for line, (group, c) in zip(ax.lines, examples.items()):
+        recall, precision = line.get_xdata(), line.get_ydata()
+        assert line.get_drawstyle() == "steps-pre" and to_hex(line.get_color()) == GROUP_COLOURS[group]
+        assert np.sum(np.diff(recall) * precision[1:]) == pytest.approx(average_precision_score(labels[:, c],
+                                                                                               scores[:, c]))
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    tail_ap = average_precision_score(labels[:, 2], scores[:, 2])
+    assert legend[2] == f"c (tail, AP {tail_ap:.3f}, n={labels[:, 2].sum()})"
+    assert ax.get_xlabel() == "recall" and ax.get_ylabel() == "precision"
     assert _legends_clear_of_the_data(fig, [ax])
     plt.close(fig)

@@ -41,6 +41,18 @@ def test_multilabel_map_and_auroc_equal_scikit_learn():
     assert np.isclose(m.multilabel_auroc(labels, scores), sk.roc_auc_score(labels, scores, average="macro"))
 
 
+def test_precision_recall_points_and_per_class_ap_and_auroc_equal_scikit_learn():
+    labels = (RNG.random((150, C)) < 0.3).astype(int)
+    scores = np.round(labels * 0.5 + RNG.random((150, C)), 1)  # rounded: many ties
+    precision, recall = m.precision_recall(labels[:, 0], scores[:, 0])
+    sk_precision, sk_recall, _ = sk.precision_recall_curve(labels[:, 0], scores[:, 0])
+    # scikit-learn: lowest threshold first, and a last point (recall 0, precision 1) of no threshold
+    assert np.allclose(precision, sk_precision[:-1][::-1]) and np.allclose(recall, sk_recall[:-1][::-1])
+    assert np.allclose(m.per_class_ap(labels, scores), sk.average_precision_score(labels, scores, average=None))
+    assert np.allclose(m.per_class_auroc(labels, scores), sk.roc_auc_score(labels, scores, average=None))
+    assert [len(a) for a in m.precision_recall(np.zeros(5), np.arange(5))] == [0, 0]  # no positive: no curve
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_multilabel_f1_at_one_or_per_class_thresholds_equals_scikit_learn(seed):
     rng = np.random.default_rng(seed)
