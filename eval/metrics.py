@@ -150,11 +150,13 @@ def multilabel_f1(labels, scores, thresholds=0.5) -> float:
     return float(np.mean(np.divide(2 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)))
 
 
-def tune_thresholds(labels, scores, grid=np.linspace(0.01, 0.99, 99)) -> np.ndarray:
-    """Per class, the threshold of ``grid`` with the best F1 on these (validation) labels; the lowest on ties."""
+def tune_thresholds(labels, scores, grid=np.linspace(0.01, 0.99, 99), default: float = 0.5) -> np.ndarray:
+    """Per class, the threshold of ``grid`` with the best F1 on these (validation) labels; the lowest on ties.
+    A class with no positive here keeps ``default``: every threshold scores F1 0 on it, and the lowest would
+    call nearly every image positive."""
     labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores)
-    best = np.empty(labels.shape[1])
-    for c in range(labels.shape[1]):
+    best = np.full(labels.shape[1], default)
+    for c in np.flatnonzero(labels.any(axis=0)):
         f1 = [multilabel_f1(labels[:, [c]], scores[:, [c]], t) for t in grid]
         best[c] = grid[int(np.argmax(f1))]
     return best

@@ -74,6 +74,12 @@ def test_tuned_thresholds_give_each_class_its_best_f1_on_the_grid():
     assert m.tune_thresholds(labels, scores, grid).tolist() == [0.33, 0.2]
 
 
+def test_a_class_without_validation_positives_keeps_the_threshold_0_5_instead_of_the_lowest_of_the_grid():
+    labels = np.array([[1, 0], [0, 0], [1, 0]])
+    scores = np.array([[0.9, 0.3], [0.1, 0.6], [0.6, 0.2]])
+    assert m.tune_thresholds(labels, scores).tolist() == [0.11, 0.5]
+
+
 def test_group_map_averages_each_groups_average_precision():
     labels = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
     scores = np.random.default_rng(0).random((4, 3))
