@@ -87,11 +87,30 @@ def tiny_flags(**kw) -> list[str]:
     return flags
 
 
+def _stage1(shards, tmp_path_factory, method) -> Path:
+    from train.fit import fit
+
+    out = tmp_path_factory.mktemp("stage1") / method
+    assert fit(tiny_fit(shards, out, method, epochs=1)) == "finished"
+    return out
+
+
 @pytest.fixture(scope="session")
 def stage1_run(shards_dir, tmp_path_factory) -> Path:
     """A finished ce run, the starting point of crt and tau-norm."""
-    from train.fit import fit
+    return _stage1(shards_dir, tmp_path_factory, "ce")
 
-    out = tmp_path_factory.mktemp("stage1") / "ce"
-    assert fit(tiny_fit(shards_dir, out, epochs=1)) == "finished"
-    return out
+
+@pytest.fixture(scope="session")
+def ml_stage1_run(ml_shards_dir, tmp_path_factory) -> Path:
+    """A finished bce run on the multi-label shards, the starting point of crt-bce."""
+    return _stage1(ml_shards_dir, tmp_path_factory, "bce")
+
+
+def shards_and_start(request, method) -> tuple[Path, dict]:
+    """The shards dir of a method's task, and for a two-stage method the stage-1 run it starts from."""
+    ml = method.task == "multi-label"
+    shards = request.getfixturevalue("ml_shards_dir" if ml else "shards_dir")
+    if method.stage == "train":
+        return shards, {}
+    return shards, {"init_from": str(request.getfixturevalue("ml_stage1_run" if ml else "stage1_run"))}

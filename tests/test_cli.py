@@ -45,12 +45,10 @@ def one_line_error(capsys, code: int, *text) -> None:
     assert "Traceback" not in err and all(t in err for t in text), err
 
 
-def test_fit_on_multi_label_shards_is_one_line_and_leaves_no_run_dir(raw_dir, tmp_path, capsys):
-    from ingest.build import build_shards
-
-    build_shards(raw_dir, raw_dir / "labels", tmp_path / "ml", tiny_options(dataset="nih-cxr-lt-multilabel"))
-    code = train_main(["fit", "--shards", str(tmp_path / "ml"), "--out", str(tmp_path / "run"), *tiny_flags()])
-    one_line_error(capsys, code, "multi-label", "not supported yet")
+def test_a_single_label_method_on_multi_label_shards_is_one_line_and_leaves_no_run_dir(ml_shards_dir, tmp_path,
+                                                                                      capsys):
+    code = train_main(["fit", "--shards", str(ml_shards_dir), "--out", str(tmp_path / "run"), *tiny_flags()])
+    one_line_error(capsys, code, "--method ce is a single-label method", "use one of: bce, rw-bce")
     assert not (tmp_path / "run").exists()
 
 

@@ -7,22 +7,28 @@ import torch
 from shards.errors import UsageError
 from train.checkpoint import load_checkpoint
 from train.fit import fit
+from train.losses import loss_task
 from train.methods import METHODS, PAPER_METHODS, get_method
 from train.stages import build_stage_model
 from shards.reader import open_shards
 
-from conftest import tiny_fit
+from conftest import shards_and_start, tiny_fit
 
 TRAINED = [m for m in METHODS.values() if m.stage != "tau-norm"]
-
-
-def extra(method, stage1_run):
-    return {"init_from": str(stage1_run)} if method.stage != "train" else {}
 
 
 def test_the_papers_fifteen_methods_are_registered_first():
     assert PAPER_METHODS == ["ce", "cb-ce", "rw-ce", "focal", "cb-focal", "rw-focal", "ldam", "cb-ldam",
                              "cb-ldam-drw", "rw-ldam", "rw-ldam-drw", "mixup", "balanced-mixup", "crt", "tau-norm"]
+
+
+def test_a_method_of_the_other_task_is_refused_naming_the_methods_that_fit(shards_dir, ml_shards_dir, tmp_path):
+    with pytest.raises(UsageError, match=r"--method ce is a single-label method .* multi-label data; use one of: "
+                                         r"bce, rw-bce, cb-bce"):
+        fit(tiny_fit(ml_shards_dir, tmp_path / "a", "ce"))
+    with pytest.raises(UsageError, match=r"--method asl is a multi-label method .* one of: ce, cb-ce"):
+        fit(tiny_fit(shards_dir, tmp_path / "b", "asl"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_unknown_method_lists_the_names():
@@ -31,14 +37,15 @@ def test_unknown_method_lists_the_names():
 
 
 @pytest.mark.parametrize("method", TRAINED, ids=lambda m: m.name)
-def test_two_steps_give_a_finite_loss_and_move_the_trainable_weights(method, shards_dir, stage1_run, tmp_path):
-    cfg = tiny_fit(shards_dir, tmp_path / "run", method.name, **extra(method, stage1_run))
+def test_two_steps_give_a_finite_loss_and_move_the_trainable_weights(method, request, tmp_path):
+    shards_dir, kw = shards_and_start(request, method)
+    cfg = tiny_fit(shards_dir, tmp_path / "run", method.name, **kw)
     assert fit(cfg, stop=lambda epoch, step: step >= 2) == "interrupted"
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["state"]["step"] == 2 and math.isfinite(ckpt["state"]["accum"]["loss_sum"])
     after = ckpt["model"]
     if method.stage == "crt":
-        stage1 = load_checkpoint(stage1_run / "best.pt")["model"]
+        stage1 = load_checkpoint(f"{kw['init_from']}/best.pt")["model"]
         frozen = [k for k in after if k.startswith("backbone.")]
         assert frozen and all(torch.equal(after[k], stage1[k]) for k in frozen), "cRT changed the frozen backbone"
         assert not torch.equal(after["head.weight"], stage1["head.weight"])
@@ -50,8 +57,8 @@ def test_two_steps_give_a_finite_loss_and_move_the_trainable_weights(method, sha
 
 
 @pytest.mark.parametrize("method", TRAINED, ids=lambda m: m.name)
-def test_interrupted_and_resumed_equals_uninterrupted_exactly(method, shards_dir, stage1_run, tmp_path):
-    kw = extra(method, stage1_run)
+def test_interrupted_and_resumed_equals_uninterrupted_exactly(method, request, tmp_path):
+    shards_dir, kw = shards_and_start(request, method)
     assert fit(tiny_fit(shards_dir, tmp_path / "whole", method.name, **kw)) == "finished"
     cut = tiny_fit(shards_dir, tmp_path / "cut", method.name, **kw)
     assert fit(cut, stop=lambda epoch, step: epoch == 1 and step == 3) == "interrupted"
@@ -61,9 +68,12 @@ def test_interrupted_and_resumed_equals_uninterrupted_exactly(method, shards_dir
         assert torch.equal(a["model"][k], b["model"][k]), k
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("images_per_s", "seconds")} for r in rows]
     assert strip(a["state"]["history"]) == strip(b["state"]["history"])
-    for name in ("val", "test", "balanced-test"):
-        assert (tmp_path / "whole" / "predictions" / f"{name}.parquet").read_bytes() == \
-            (tmp_path / "cut" / "predictions" / f"{name}.parquet").read_bytes()
+    written = sorted(p.name for p in (tmp_path / "whole" / "predictions").iterdir())
+    assert written == (["test.parquet", "val.parquet"] if method.task == "multi-label" else
+                       ["balanced-test.parquet", "test.parquet", "val.parquet"])
+    for name in written:
+        assert (tmp_path / "whole" / "predictions" / name).read_bytes() == \
+            (tmp_path / "cut" / "predictions" / name).read_bytes()
 
 
 def test_tau_norm_trains_nothing_and_reports_the_tau_it_chose(shards_dir, stage1_run, tmp_path):
@@ -75,12 +85,18 @@ def test_tau_norm_trains_nothing_and_reports_the_tau_it_chose(shards_dir, stage1
     assert not (tmp_path / "tau" / "last.pt").exists()
 
 
-@pytest.mark.parametrize("name", ["ce", "balanced-mixup"])
-def test_the_dali_loader_trains_and_resumes_exactly_too(name, shards_dir, tmp_path):
-    kw = dict(loader="dali")
+@pytest.mark.parametrize("name", ["ce", "balanced-mixup", "ca-bce"])
+def test_the_dali_loader_trains_and_resumes_exactly_too(name, request, tmp_path):
+    shards_dir, kw = shards_and_start(request, get_method(name))
+    kw["loader"] = "dali"
     assert fit(tiny_fit(shards_dir, tmp_path / "whole", name, **kw)) == "finished"
     cut = tiny_fit(shards_dir, tmp_path / "cut", name, **kw)
     assert fit(cut, stop=lambda epoch, step: epoch == 0 and step == 4) == "interrupted"
     assert fit(cut) == "finished"
     a, b = load_checkpoint(tmp_path / "whole" / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+@pytest.mark.parametrize("method", METHODS.values(), ids=lambda m: m.name)
+def test_every_method_uses_a_loss_of_its_own_task(method):
+    assert loss_task(method.loss) == method.task

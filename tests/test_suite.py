@@ -6,6 +6,7 @@ import pytest
 
 from shards.errors import UsageError
 
+from train.methods import PAPER_METHODS, methods_for
 from train.suite import parse_methods, parse_seeds, plan, suite
 
 from conftest import tiny_fit
@@ -56,8 +57,18 @@ def test_a_suite_with_other_settings_is_refused_naming_them_or_rerun_into_a_new_
     assert not (out / "ce-seed0-3").exists()
 
 
-def test_seeds_and_methods_that_name_nothing_are_one_line_each():
+def test_seeds_and_methods_that_name_nothing_are_one_line_each(shards_dir):
     with pytest.raises(UsageError, match="--seeds 'a': not a comma-separated list of integers"):
         parse_seeds("a")
     with pytest.raises(UsageError, match="--methods ',': no method names"):
-        parse_methods(",")
+        parse_methods(",", shards_dir)
+
+
+def test_all_means_the_methods_of_the_shards_task(shards_dir, ml_shards_dir):
+    assert parse_methods("all", shards_dir) == PAPER_METHODS
+    assert parse_methods("all", ml_shards_dir) == methods_for("multi-label") == [
+        "bce", "rw-bce", "cb-bce", "focal-bce", "asl", "distribution-balanced", "logit-adjusted-bce", "ca-bce",
+        "mixup-bce", "crt-bce"]
+    assert plan(["crt-bce", "asl"], "multi-label") == ["bce", "asl", "crt-bce"]
+    with pytest.raises(UsageError, match="--method ce is a single-label method"):
+        parse_methods("bce,ce", ml_shards_dir)

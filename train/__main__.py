@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=defaults)
     s.add_argument("--suite-out", "--out", dest="suite_out", required=True,
                    help="the suite dir: a run dir per method and seed, and results.md (required)")
-    s.add_argument("--methods", default="all", help="all (the paper's 15), everything, or a,b,c")
+    s.add_argument("--methods", default="all", help="all (the paper's 15; on multi-label shards every multi-label method), everything (every "
+                        "method of the shards' task), or a,b,c")
     s.add_argument("--seeds", default="0", help="comma-separated integers")
     s.add_argument("--rerun-changed", action="store_true",
                    help="train a run that was trained with other settings again, into NAME-2 (else: refused)")
@@ -86,13 +87,15 @@ def run(a, cfg: FitConfig, world) -> int:
         return use.run(a, say)
     if a.cmd == "methods":
         for name, m in METHODS.items():
-            tag = "" if name in PAPER_METHODS else "  [beyond the paper]"
-            say(f"{name:<18} {m.summary}{tag}")
+            tag = f"  [{m.task}]" if m.task != "single-label" else "" if name in PAPER_METHODS \
+                else "  [beyond the paper]"
+            say(f"{name:<22} {m.summary}{tag}")
         return 0
     if a.cmd == "bench":
         return run_bench(a, cfg)
     if a.cmd == "suite":
-        status = suite(cfg, a.suite_out, parse_methods(a.methods), parse_seeds(a.seeds),
+        seeds = parse_seeds(a.seeds)  # checked first: it needs no shards dir
+        status = suite(cfg, a.suite_out, parse_methods(a.methods, cfg.shards), seeds,
                        rerun_changed=a.rerun_changed)
     else:
         status = fit(cfg)

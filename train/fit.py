@@ -27,7 +27,7 @@ from .loaders import loader_kind, make_loader
 from .methods import get_method
 from .results import write_results
 from .run import git_commit, log_to_file, versions, write_json
-from .rundir import (ResumeRefused, add_to_summary, check_resume, check_single_label,  # noqa: F401
+from .rundir import (ResumeRefused, add_to_summary, check_resume, check_method_fits,  # noqa: F401
                      note_unfinished_stage1, open_run_dir, remove_unused)
 from .stages import FeatureLoader, build_stage_model, stage1_model
 from .trainer import StopFlag, Trainer
@@ -43,7 +43,7 @@ def fit(cfg: FitConfig, stop=None) -> str:
     """
     run = Path(cfg.out)
     world = init(cfg.device)
-    check_single_label(cfg.shards)
+    check_method_fits(cfg)
     note = note_unfinished_stage1(cfg) if get_method(cfg.method).stage != "train" else None
     made = not run.exists()
     aside = open_run_dir(run, cfg.resume) if world.main else None

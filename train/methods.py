@@ -30,6 +30,7 @@ class Method:
 
 FOCAL = {"gamma": 2.0}
 LDAM = {"max_m": 0.5, "s": 30.0}
+ML = "multi-label"
 
 METHODS = {m.name: m for m in [
     Method("ce", "Softmax cross-entropy (the baseline)"),
@@ -59,11 +60,40 @@ METHODS = {m.name: m for m in [
     Method("balanced-softmax", "Balanced softmax (beyond the paper)", loss="balanced-softmax"),
     Method("cb-sampling", "CE with class-balanced sampling (beyond the paper)", sampler="class-balanced"),
     Method("sqrt-sampling", "CE with square-root sampling (beyond the paper)", sampler="sqrt"),
+    # multi-label: a sigmoid per class, multi-hot targets; the weightings count each class's positives
+    Method("bce", "Binary cross-entropy per class (the multi-label baseline)", loss="bce", task=ML),
+    Method("rw-bce", "BCE, positives weighted by inverse frequency", loss="bce", weighting="rw", task=ML),
+    Method("cb-bce", "BCE, positives weighted by effective number, beta 0.9999", loss="bce", weighting="cb",
+           task=ML),
+    Method("focal-bce", "Sigmoid focal loss, gamma 2", loss="focal-bce", loss_params=FOCAL, task=ML),
+    Method("asl", "Asymmetric loss: gamma+ 0, gamma- 4, probability margin 0.05", loss="asl", task=ML),
+    Method("distribution-balanced", "Distribution-balanced loss: re-balanced weights, negative-tolerant "
+           "regularisation", loss="distribution-balanced", task=ML),
+    Method("logit-adjusted-bce", "BCE on logits shifted by the log prior odds, tau 1", loss="logit-adjusted-bce",
+           task=ML),
+    Method("ca-bce", "BCE with class-aware sampling: a class, then an image with it", loss="bce",
+           sampler="class-balanced", task=ML),
+    Method("mixup-bce", "MixUp on multi-hot targets, alpha 0.2", loss="bce", mixing="mixup", task=ML),
+    Method("crt-bce", "Decoupling: re-train a new classifier with class-aware sampling, backbone frozen",
+           loss="bce", sampler="class-balanced", stage="crt", task=ML),
 ]}
 PAPER_METHODS = list(METHODS)[:15]
+# what a two-stage method of each task starts from, and the suite trains first
+BASELINE = {"single-label": "ce", ML: "bce"}
 
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
         raise UsageError(f"unknown method {name!r}; one of: {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def methods_for(task: str) -> list[str]:
+    return [name for name, m in METHODS.items() if m.task == task]
+
+
+def check_task(method: Method, task: str, shards) -> None:
+    """A method of the other task is refused, naming the methods that fit these shards."""
+    if method.task != task:
+        raise UsageError(f"--method {method.name} is a {method.task} method and --shards {shards} holds {task} "
+                         f"data; use one of: {', '.join(methods_for(task))}")

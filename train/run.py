@@ -14,8 +14,6 @@ from shards.atomic import write_atomic
 from shards.errors import UsageError
 from shards.writer import file_sha256
 
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_bacc", "train_auroc", "val_loss", "val_bacc", "val_auroc",
-                  "skipped_steps", "images_per_s", "seconds"]
 WALL_CLOCK_COLUMNS = ("images_per_s", "seconds")
 
 
@@ -48,7 +46,7 @@ def write_json(path: Path, data: dict) -> None:
 
 def write_metrics(path: Path, history: list[dict]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(history[0]) if history else [], lineterminator="\n")
     w.writeheader()
     for row in history:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

@@ -15,12 +15,14 @@ import shutil
 import time
 from pathlib import Path
 
+from eval.tasks import task_of
 from shards.atomic import remove_stale_tmp
 from shards.errors import UsageError
 from shards.reader import open_shards
 
 from .checkpoint import load_checkpoint
 from .config import FitConfig, config_changes
+from .methods import check_task, get_method
 from .run import write_json
 
 log = logging.getLogger(__name__)
@@ -114,11 +116,9 @@ def check_resume(cfg: FitConfig, run: Path, index_sha: str) -> dict | None:
     return saved
 
 
-def check_single_label(shards: str) -> None:
-    """Refuse multi-label shards before a run dir is made: the trainer's losses and metrics are single-label."""
-    if open_shards(shards).manifest.get("multi_label"):
-        raise UsageError(f"--shards {shards}: multi-label shards; training on multi-label data is not supported "
-                         f"yet. Build single-label shards (python -m ingest build-shards --dataset nih-cxr-lt)")
+def check_method_fits(cfg: FitConfig) -> None:
+    """Refuse a method of the other task (single- or multi-label) than the shards' before a run dir is made."""
+    check_task(get_method(cfg.method), task_of(open_shards(cfg.shards).manifest).name, cfg.shards)
 
 
 def note_unfinished_stage1(cfg: FitConfig) -> str | None:

@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 from eval.runs import read_json
+from eval.tasks import task_of
 from shards.errors import UsageError
 from shards.reader import ShardSet
 
 from .checkpoint import load_checkpoint
 from .config import FitConfig
 from .inference import infer
-from .methods import Method, get_method
+from .methods import BASELINE, Method, get_method
 from .models import Classifier, build_model, make_head
 
 
@@ -33,8 +34,10 @@ def stage1_model(init_from: str, ss: ShardSet) -> tuple[Classifier, dict]:
                          f"`python -m train fit --method ce --out {run} ...`)")
     cfg1 = read_json(run / "config.json")["config"]
     method1 = get_method(cfg1["method"])
-    if method1.stage != "train":
-        raise UsageError(f"--init-from {run} is a {method1.name} run; start from a stage-1 run such as ce")
+    task = task_of(ss.manifest).name
+    if method1.stage != "train" or method1.task != task:
+        raise UsageError(f"--init-from {run} is a {method1.name} run; start from a stage-1 {task} run such as "
+                         f"{BASELINE[task]}")
     model = build_model(cfg1["model"], ss.num_classes, "none", head_kind(method1, cfg1["paper_ldam"]),
                         cfg1.get("channels", 3))
     model.load_state_dict(load_checkpoint(run / "best.pt")["model"])

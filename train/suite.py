@@ -1,7 +1,8 @@
 """python -m train suite: every method and seed into one dir, resumable, then the results table.
 
-Stage-1 methods run first; crt and tau-norm start from the ce run of the same
-seed (added when not asked for). A finished run (summary.json) is skipped, an
+Stage-1 methods run first; two-stage methods (crt, tau-norm; crt-bce) start from
+the baseline run (ce; bce on multi-label shards) of the same seed, added when not
+asked for. A finished run (summary.json) is skipped, an
 interrupted one resumes, so rerunning the same command after a preemption
 finishes the suite without training anything twice. Each run's saved setup is
 checked the way ``fit`` checks it: a run made with other settings is refused,
@@ -18,32 +19,40 @@ from shards.errors import UsageError
 from .config import FitConfig
 from .distributed import barrier, current
 from .fit import fit
-from .methods import METHODS, PAPER_METHODS, get_method
+from eval.tasks import task_of
+from shards.reader import open_shards
+
+from .methods import BASELINE, METHODS, PAPER_METHODS, check_task, get_method, methods_for
 from .run import index_hash
 from .rundir import ResumeRefused, check_resume
 
 log = logging.getLogger(__name__)
 
 
-def plan(methods: list[str]) -> list[str]:
-    """Methods in run order: stage 1 first (ce included when a two-stage method needs it)."""
+def plan(methods: list[str], task: str = "single-label") -> list[str]:
+    """Methods in run order: stage 1 first (the task's baseline included when a two-stage method needs it)."""
     for m in methods:
         get_method(m)
     two_stage = [m for m in methods if METHODS[m].stage != "train"]
     first = [m for m in methods if METHODS[m].stage == "train"]
-    if two_stage and "ce" not in first:
-        first.insert(0, "ce")
+    if two_stage and BASELINE[task] not in first:
+        first.insert(0, BASELINE[task])
     return first + two_stage
 
 
-def parse_methods(text: str) -> list[str]:
-    if text == "all":
-        return list(PAPER_METHODS)
-    if text == "everything":
-        return list(METHODS)
+def parse_methods(text: str, shards) -> list[str]:
+    """The methods asked for, each checked against the task of the shards: ``all`` is the paper's 15 on
+    single-label shards and every multi-label method on multi-label ones; ``everything`` every method of the task."""
     names = [m.strip() for m in text.split(",") if m.strip()]
     if not names:
         raise UsageError(f"--methods {text!r}: no method names; give all, everything or names such as ce,rw-ce")
+    task = task_of(open_shards(shards).manifest).name
+    if text == "all":
+        return list(PAPER_METHODS) if task == "single-label" else methods_for(task)
+    if text == "everything":
+        return methods_for(task)
+    for name in names:
+        check_task(get_method(name), task, shards)
     return names
 
 
@@ -79,13 +88,14 @@ def suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop
           rerun_changed: bool = False) -> str:
     """'finished' (table written) or 'interrupted' (rerun to continue)."""
     out = Path(out)
-    order = plan(methods)
+    task = task_of(open_shards(base.shards).manifest).name
+    order = plan(methods, task)
     index_sha = index_hash(base.shards)
     runs = []
     for seed in seeds:
         used = {}
         for method in order:
-            init = str(used["ce"]) if METHODS[method].stage != "train" else ""
+            init = str(used[BASELINE[task]]) if METHODS[method].stage != "train" else ""
             cfg = dataclasses.replace(base, method=method, seed=seed, out=str(run_dir(out, method, seed)),
                                       init_from=init)
             cfg = place(cfg, index_sha, rerun_changed)

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval.metrics import balanced_accuracy, macro_auroc
-from eval.summary import softmax
+from eval.tasks import task_of
 from shards.progress import Progress
 
 from .checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
@@ -34,11 +33,6 @@ log = logging.getLogger(__name__)
 # Under torchrun the ranks agree on stopping and checkpointing every this many steps (and at an epoch's last
 # step): the agreement is an all-reduce, which waits for the GPU; a signal is obeyed within as many steps.
 DECIDE_EVERY = 16
-
-
-def cross_entropy_np(labels: np.ndarray, logits: np.ndarray) -> float:
-    p = softmax(logits.astype(np.float64))
-    return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
 class StopFlag:
@@ -73,14 +67,15 @@ class Trainer:
         self.cfg, self.model, self.loader, self.meta = cfg, model, loader, meta
         self.net = model if net is None else net
         self.method, self.ss, self.device = get_method(cfg.method), loader.ss, loader.device
+        self.task = task_of(self.ss.manifest)
         self.world, self.run = current(), Path(cfg.out)
         self.precision, self.amp = amp_context(cfg, self.device)
         counts = self.ss.train_counts()
         weights = class_weights(self.method.weighting, counts)
         self.drw = DeferredReweighting(weights, cfg.drw_epoch, cfg.drw_lr_factor) if self.method.drw else None
         self.loss_fn = make_loss(self.method.loss, counts, None if self.method.weighting == "none" else weights,
-                                 **self.method.loss_params, **loss_options(self.method.loss, model.head)
-                                 ).to(self.device)
+                                 num_images=len(loader.train_rows), **self.method.loss_params,
+                                 **loss_options(self.method.loss, model.head)).to(self.device)
         self.optimizer = make_optimizer([p for p in self.net.parameters() if p.requires_grad], cfg.lr, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.mix_rng = np.random.default_rng([cfg.seed, 7])
@@ -135,8 +130,8 @@ class Trainer:
             return "interrupted"
         while s.epoch < self.cfg.epochs:
             if s.since_best >= self.cfg.patience:
-                log.info("early stop: val balanced accuracy not better for %d epochs (best %.4f at epoch %d)",
-                         s.since_best, s.best, s.best_epoch)
+                log.info("early stop: val %s not better for %d epochs (best %.4f at epoch %d)",
+                         self.task.select_name, s.since_best, s.best, s.best_epoch)
                 break
             if not self._epoch(flag, stop):
                 self.save_last()
@@ -217,18 +212,17 @@ class Trainer:
         t_logits, t_labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         n, seconds = sum(p[3] for p in parts), max(p[4] for p in parts)
         _, v_labels, v_logits = self.predict("val")
-        c = self.ss.num_classes
+        task = self.task
         row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
                "train_loss": sum(p[2] for p in parts) / max(n, 1),
-               "train_bacc": balanced_accuracy(t_labels, t_logits.argmax(1), c),
-               "train_auroc": macro_auroc(t_labels, softmax(t_logits.astype(np.float64))),
-               "val_loss": cross_entropy_np(v_labels, v_logits),
-               "val_bacc": balanced_accuracy(v_labels, v_logits.argmax(1), c),
-               "val_auroc": macro_auroc(v_labels, softmax(v_logits)), "skipped_steps": s.skipped,
-               "images_per_s": n / max(seconds, 1e-9), "seconds": seconds}
+               **{f"train_{k}": v for k, v in task.metrics(t_labels, t_logits).items()},
+               "val_loss": task.loss(v_labels, v_logits),
+               **{f"val_{k}": v for k, v in task.metrics(v_labels, v_logits).items()},
+               "skipped_steps": s.skipped, "images_per_s": n / max(seconds, 1e-9), "seconds": seconds}
         s.history.append(row)
-        log.info("epoch %d: train loss %.4f bacc %.3f | val loss %.4f bacc %.3f auroc %.3f | %.0f img/s",
-                 epoch + 1, row["train_loss"], row["train_bacc"], row["val_loss"], row["val_bacc"],
+        sel = task.select
+        log.info("epoch %d: train loss %.4f %s %.3f | val loss %.4f %s %.3f auroc %.3f | %.0f img/s",
+                 epoch + 1, row["train_loss"], sel, row[f"train_{sel}"], row["val_loss"], sel, row[f"val_{sel}"],
                  row["val_auroc"], row["images_per_s"])
         self._keep_best(row)
         if self.world.main:
@@ -239,14 +233,15 @@ class Trainer:
         barrier()  # best.pt and last.pt are on disk before any rank reads them
 
     def _keep_best(self, row: dict) -> None:
-        s = self.state
-        if row["val_bacc"] > s.best:
+        s, key = self.state, f"val_{self.task.select}"
+        if row[key] > s.best:
             was = "the first" if s.best_epoch < 0 else f"was {s.best:.4f} at epoch {s.best_epoch}"
-            log.info("epoch %d: new best val balanced accuracy %.4f (%s): best.pt", row["epoch"], row["val_bacc"], was)
-            s.best, s.best_epoch, s.since_best = row["val_bacc"], row["epoch"], 0
+            log.info("epoch %d: new best val %s %.4f (%s): best.pt", row["epoch"], self.task.select_name, row[key],
+                     was)
+            s.best, s.best_epoch, s.since_best = row[key], row["epoch"], 0
             if self.world.main:
                 save_checkpoint(self.run / "best.pt", {"model": self.model.state_dict(), "epoch": row["epoch"],
-                                                       "val_bacc": row["val_bacc"], "config": self.cfg.to_dict()})
+                                                       key: row[key], "config": self.cfg.to_dict()})
         else:
             s.since_best += 1
 
@@ -279,11 +274,12 @@ class Trainer:
             if flag.any_rank():
                 log.warning("interrupted during the final evaluation; rerun the same command to finish")
                 return "interrupted"
-        extra = {"best_epoch": s.best_epoch, "best_val_bacc": s.best, "epochs_run": s.epoch,
+        sel, name = self.task.select, self.task.select_name
+        extra = {"best_epoch": s.best_epoch, f"best_val_{sel}": s.best, "epochs_run": s.epoch,
                  "skipped_steps": s.skipped}
         if self.world.main:
             summary = write_results(self.ss, self.run, self.meta, preds, extra)
-            log.info("done: best epoch %d of %d (val balanced accuracy %.4f); test balanced accuracy %.4f; "
-                     "%s", s.best_epoch, s.epoch, s.best, summary["test"]["bacc"], self.run / "summary.json")
+            log.info("done: best epoch %d of %d (val %s %.4f); test %s %.4f; %s", s.best_epoch, s.epoch, name, s.best,
+                     name, summary["test"][sel], self.run / "summary.json")
         barrier()
         return "finished"
