@@ -9,7 +9,7 @@ import pytest
 from shards.index import read_index
 from train.__main__ import main as train_main
 
-from conftest import tiny_flags, tiny_options
+from conftest import tiny_flags
 
 
 def ingest(*args):

@@ -3,8 +3,9 @@
 Top to bottom: open the shards and the method, build the model (stage 1, or the
 frozen stage-1 backbone for cRT), resume from last.pt if there is one, then
 epochs of steps (one AMP path, one mixing convention), validation on
-balanced-val with early stopping, and the best checkpoint evaluated on
-balanced-test and test. SIGTERM / SIGINT checkpoint at the next step and return.
+balanced-val (val for multi-label shards) with early stopping by the task's
+metric, and the best checkpoint evaluated on the test splits. SIGTERM / SIGINT
+checkpoint at the next step and return.
 """
 import contextlib
 import logging
@@ -17,7 +18,7 @@ from eval.metrics import balanced_accuracy
 from shards.errors import UsageError
 from shards.reader import open_shards
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .config import FitConfig
 from .decoupling import sweep_tau, tau_norm_head
 from .device import amp_context, configure_kernels, describe, resolve_device
