@@ -230,3 +230,28 @@ def test_the_table_command_writes_every_format_for_multilabel_runs(tmp_path, cap
         assert (tmp_path / f"t.{ext}").stat().st_size > 0
     assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
     assert "| bce |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_trained_multilabel_run_reports_the_numbers_scikit_learn_gives_on_its_saved_predictions(ml_shards_dir,
+                                                                                                  tmp_path):
+    from conftest import tiny_fit
+    from train.fit import fit
+
+    run = tmp_path / "bce"
+    assert fit(tiny_fit(ml_shards_dir, run, method="bce", epochs=1)) == "finished"
+    logged = json.loads((run / "summary.json").read_text())
+    val = read_predictions(run / "predictions" / "val.parquet")
+    test = read_predictions(run / "predictions" / "test.parquet")
+    assert sorted(p.name for p in (run / "predictions").iterdir()) == ["test.parquet", "val.parquet"]
+    assert test.multi_label and test.labels.shape == test.logits.shape == (88, 20) and len(val.labels) == 50
+    scores = sigmoid(test.logits)
+    has = test.labels.sum(0) > 0
+    assert logged["task"] == "multi-label" and not has.all()  # the fixture leaves some test classes empty
+    assert logged["test"]["map"] == pytest.approx(sk.average_precision_score(test.labels[:, has], scores[:, has]))
+    assert logged["test"]["f1"] == pytest.approx(sk.f1_score(test.labels, scores >= 0.5, average="macro",
+                                                             zero_division=0))
+    s = json.loads((report(run, n_boot=30) / "summary.json").read_text())
+    assert s["test"]["map"]["value"] == pytest.approx(logged["test"]["map"])
+    assert s["test"]["f1_tuned"]["value"] == pytest.approx(logged["test"]["f1_tuned"])
+    assert (run / "report" / "pr_curves.png").exists() and (run / "report" / "training_curves.png").exists()
