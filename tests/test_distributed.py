@@ -64,3 +64,18 @@ def test_sigterm_on_one_rank_stops_all_with_one_checkpoint_and_the_resume_is_exa
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = load_checkpoint(whole / "last.pt"), load_checkpoint(cut / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+@pytest.mark.slow
+def test_a_multi_label_run_under_torchrun_scores_every_image_once_with_its_multi_hot_labels(ml_shards_dir, tmp_path):
+    out = tmp_path / "ml"
+    r = subprocess.run(torchrun_cmd(ml_shards_dir, out, "--method", "ca-bce", "--epochs", "2"), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    preds = pd.read_parquet(out / "predictions" / "test.parquet")
+    test = open_shards(ml_shards_dir).view("test")
+    assert sorted(preds["key"]) == sorted(test["key"])
+    by_key = dict(zip(test["key"], test["labels"]))
+    assert all(np.array_equal(labels, by_key[key]) for key, labels in zip(preds["key"], preds["labels"]))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "multi-label" and 0 <= summary["test"]["map"] <= 1
