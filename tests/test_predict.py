@@ -168,3 +168,23 @@ def test_a_run_records_how_its_shards_were_packed_so_it_loads_without_them(stage
     (run / "config.json").write_text(json.dumps(meta))
     prep = load_model(run).preprocess
     assert (prep.shard_size, prep.shard_format, prep.shard_quality) == (32, "jpeg", 95)
+
+
+def test_predict_on_a_multi_label_run_gives_a_sigmoid_per_class_and_the_findings_at_one_half(ml_stage1_run,
+                                                                                           raw_dir, tmp_path):
+    saved = read_predictions(ml_stage1_run / "predictions" / "test.parquet")
+    tm = load_model(ml_stage1_run)
+    assert tm.task == "multi-label" and "a sigmoid per class" in tm.metadata()["input"]
+    out = tmp_path / "predictions.csv"
+    paths = originals(raw_dir, saved.keys[:8])
+    listing = tmp_path / "images.csv"
+    pd.DataFrame({"path": [str(p) for p in paths]}).to_csv(listing, index=False)
+    assert main(["predict", str(ml_stage1_run), "--images", str(listing), "--out", str(out), "--workers", "0"]) == 0
+    table = pd.read_csv(out, keep_default_na=False).set_index("path")
+    assert list(table.columns) == [*tm.class_names, "findings"]
+    logits, _, _ = predict_logits(tm, paths, workers=0)
+    probs = 1 / (1 + np.exp(-logits))
+    np.testing.assert_allclose(table.loc[[str(p) for p in paths], tm.class_names].to_numpy(), probs, atol=1e-5)
+    np.testing.assert_allclose(logits, saved.logits[:8], atol=LOGIT_TOL)
+    want = ["; ".join(n for n, p in zip(tm.class_names, row) if p >= 0.5) for row in probs]
+    assert table.loc[[str(p) for p in paths], "findings"].tolist() == want

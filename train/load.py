@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """``model`` (eval mode) takes ``preprocess(image)`` batches and returns logits; softmax gives probabilities."""
+    """``model`` (eval mode) takes ``preprocess(image)`` batches and returns logits; the task's scores (softmax;
+    a sigmoid per class for multi-label) give probabilities."""
     model: nn.Module
     preprocess: Preprocess
     class_names: list[str]
@@ -39,14 +40,19 @@ class TrainedModel:
     architecture: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)   # git commit, shards index hash, dataset, precision
 
+    @property
+    def task(self) -> str:
+        return get_method(self.method).task
+
     def metadata(self) -> dict:
         """What an exported model needs beside its weights (JSON-serialisable)."""
         mean, std = self.preprocess.mean_std
         p = self.preprocess
-        return {"class_names": self.class_names, "groups": self.groups, "method": self.method, "tau": self.tau,
-                "architecture": self.architecture, "image_size": p.image_size, "channels": p.channels,
+        scores = "a sigmoid per class" if self.task == "multi-label" else "softmax"
+        return {"class_names": self.class_names, "groups": self.groups, "method": self.method, "task": self.task,
+                "tau": self.tau, "architecture": self.architecture, "image_size": p.image_size, "channels": p.channels,
                 "mean": list(mean), "std": list(std), "input": "float (N, channels, image_size, image_size), "
-                "grey in [0, 255] normalised as (x / 255 - mean) / std; output: logits (softmax: probabilities)",
+                f"grey in [0, 255] normalised as (x / 255 - mean) / std; output: logits ({scores}: probabilities)",
                 "shards_image": {"size": p.shard_size, "format": p.shard_format, "quality": p.shard_quality},
                 **self.provenance}
 

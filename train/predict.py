@@ -5,7 +5,8 @@ image file, or a CSV with a ``path`` column (relative paths are under the
 CSV's folder). Each image goes through the run's own preprocessing
 (``train.preprocess``) in DataLoader workers; batches are normalised and
 classified on the device. The output CSV (written atomically) has one row per
-image: path, each class's probability, the predicted class and its probability.
+image: path, each class's probability, and the predicted class and its probability
+(single-label), or the findings at probability 0.5 or more, "; "-separated (multi-label).
 """
 import io
 import logging
@@ -16,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from eval.tasks import TASKS
 from ingest.images import BadImage
 from shards.atomic import write_atomic
 from shards.errors import UsageError
@@ -98,11 +100,14 @@ def predict_logits(tm: TrainedModel, paths: list[Path], batch_size: int = 64, wo
     return out, kept, bad
 
 
-def probability_table(paths: list[Path], logits: np.ndarray, class_names: list[str]) -> pd.DataFrame:
-    z = logits - logits.max(1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+def probability_table(paths: list[Path], logits: np.ndarray, class_names: list[str],
+                      task: str = "single-label") -> pd.DataFrame:
+    probs = TASKS[task].scores(logits)
     table = pd.DataFrame(probs, columns=class_names)
     table.insert(0, "path", [str(p) for p in paths])
+    if task == "multi-label":
+        table["findings"] = ["; ".join(np.asarray(class_names)[row >= 0.5]) for row in probs]
+        return table
     table["predicted"] = [class_names[k] for k in probs.argmax(1)]
     table["probability"] = probs.max(1) if len(probs) else []
     return table
@@ -120,5 +125,5 @@ def predict(tm: TrainedModel, images: Path, out: Path, batch_size: int = 64, wor
     """Write the probability CSV for ``images``; returns {images, skipped: [(path, reason)], out}."""
     paths = find_images(images)
     logits, kept, bad = predict_logits(tm, paths, batch_size, workers, skip_bad, amp)
-    write_table(out, probability_table([paths[i] for i in kept], logits, tm.class_names))
+    write_table(out, probability_table([paths[i] for i in kept], logits, tm.class_names, tm.task))
     return {"images": len(kept), "skipped": bad, "out": str(out)}
