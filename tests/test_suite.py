@@ -72,3 +72,17 @@ def test_all_means_the_methods_of_the_shards_task(shards_dir, ml_shards_dir):
     assert plan(["crt-bce", "asl"], "multi-label") == ["bce", "asl", "crt-bce"]
     with pytest.raises(UsageError, match="--method ce is a single-label method"):
         parse_methods("bce,ce", ml_shards_dir)
+
+
+@pytest.mark.slow
+def test_a_multi_label_suite_trains_bce_first_for_crt_bce_and_writes_the_map_table(ml_shards_dir, tmp_path):
+    out = tmp_path / "suite"
+    assert suite(tiny_fit(ml_shards_dir, "", epochs=1), out, ["crt-bce", "asl"], [0]) == "finished"
+    crt = json.loads((out / "crt-bce-seed0" / "config.json").read_text())["config"]
+    assert crt["init_from"] == str(out / "bce-seed0")
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(table["method"]) == ["asl", "bce", "crt-bce"]
+    summaries = {m: json.loads((out / f"{m}-seed0" / "summary.json").read_text()) for m in table["method"]}
+    for _, row in table.iterrows():
+        assert row.filter(like="mAP").notna().all()
+        assert summaries[row["method"]]["task"] == "multi-label"
