@@ -12,20 +12,12 @@ import pandas as pd
 from . import figures
 from . import metrics as m
 from .predictions import read_predictions
-from .report import about, bootstrap_note, fmt_ci, markdown_table, title
+from .report import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
 from .runs import read_json
-from .summary import MULTILABEL_KEYS, multilabel_numbers
+from .summary import MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
 from .tasks import sigmoid
 
-HEADS = {"map": "mAP", "map_head": "Head mAP", "map_medium": "Medium mAP", "map_tail": "Tail mAP",
-         "map_avg": "Avg mAP", "auroc": "AUROC", "f1": "F1@0.5", "f1_tuned": "F1@tuned"}
-
-
-def _scores(run: Path):
-    """The test predictions, their sigmoid scores and the per-class thresholds tuned on val."""
-    val = read_predictions(run / "predictions" / "val.parquet")
-    test = read_predictions(run / "predictions" / "test.parquet")
-    return test, sigmoid(test.logits), m.tune_thresholds(val.labels, sigmoid(val.logits)), len(val.labels)
+UNDEFINED = "—"  # the per-class table's cell of an AP or AUROC a class does not have (no positive in test)
 
 
 def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> dict:
@@ -33,9 +25,12 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
     with a 95% interval (one bootstrap: a resample's numbers all come from the same images)."""
     meta = read_json(run / "config.json")
     names, groups = meta["class_names"], meta["groups"]
-    test, scores, thresholds, n_val = _scores(run)
-    point, low, high = m.bootstrap_ci(lambda y, s: multilabel_numbers(y, s, groups, thresholds), test.labels, scores,
-                                      n_boot=n_boot, seed=seed, clusters=test.patients if by_patient else None)
+    val = read_predictions(run / "predictions" / "val.parquet")
+    test = read_predictions(run / "predictions" / "test.parquet")
+    thresholds = m.tune_thresholds(val.labels, sigmoid(val.logits))  # fixed: only the test images are resampled
+    point, low, high = m.bootstrap_ci(lambda y, p: multilabel_numbers(y, p, groups, thresholds), test.labels,
+                                      sigmoid(test.logits), n_boot=n_boot, seed=seed,
+                                      clusters=test.patients if by_patient else None)
 
     def entry(i: int) -> dict:
         return {"value": float(point[i]), "ci95": [float(low[i]), float(high[i])]}
@@ -46,7 +41,7 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
                         "group": groups[i], "threshold": float(thresholds[i])} for i, name in enumerate(names)}
     return {"task": "multi-label", "test": {key: entry(i) for i, key in enumerate(MULTILABEL_KEYS)},
             "per_class": per_class, "groups": dict(zip(names, groups)),
-            "images": {"val": n_val, "test": len(test.labels)}, **about(run, meta, n_boot, seed, by_patient)}
+            "images": {"val": len(val.labels), "test": len(test.labels)}, **about(run, meta, n_boot, seed, by_patient)}
 
 
 def per_class_table(run: Path, s: dict) -> pd.DataFrame:
@@ -73,30 +68,20 @@ def column_notes(s: dict) -> str:
             f"neither positive nor predicted).")
 
 
-def markdown(run: Path, s: dict, per_class: pd.DataFrame, has_curves: bool) -> str:
-    t = s["test"]
-    lines = [f"# Report: {title(s, run)}", "",
-             "| " + " | ".join(HEADS[k] for k in MULTILABEL_KEYS) + " |", "|" + "---|" * len(MULTILABEL_KEYS),
-             "| " + " | ".join(fmt_ci(t[k]) for k in MULTILABEL_KEYS) + " |", "",
-             column_notes(s) + " " + bootstrap_note(s["bootstrap"]), "",
-             "## Per class", "",
-             "AP (with its 95% interval) and AUROC on test; the F1 threshold tuned on val.", "",
-             markdown_table(per_class), "", "## Figures", ""]
-    if has_curves:
-        lines.append("![training curves](training_curves.png)")
-    lines += ["![per-class AP](per_class_ap.png)", "![precision-recall curves](pr_curves.png)"]
-    return "\n".join(lines) + "\n"
+def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str, str]) -> str:
+    headline = headline_table([MULTILABEL_HEADS[k] for k in MULTILABEL_KEYS], [s["test"][k] for k in MULTILABEL_KEYS])
+    intro = ("AP (with its 95% interval) and AUROC on test; the F1 threshold tuned on val (0.5 for a class without "
+             f"a positive in val). {UNDEFINED}: not defined (AP needs a positive in test, AUROC a positive and a "
+             "negative).")
+    return page(run, s, headline, column_notes(s) + " " + bootstrap_note(s["bootstrap"]),
+                [intro, "", markdown_table(per_class, UNDEFINED)], figure_links)
 
 
-def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> bool:
-    """The report's figures; returns whether the run has training curves."""
+def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str, str]:
+    """The report's figures; returns their links (file -> alt text)."""
     meta = read_json(run / "config.json")
     heading = title(s, run)
-    history = pd.read_csv(run / "metrics.csv") if (run / "metrics.csv").exists() else pd.DataFrame()
-    has_curves = len(history) > 0
-    if has_curves:
-        figures.save(figures.training_curves(history, best_epoch, meta["method"]["loss"], heading, "multi-label"),
-                     out / "training_curves.png")
+    links = training_curves(run, out, s, best_epoch, "multi-label")
     pc = s["per_class"]
     bars = {"per_class": {k: r["ap"]["value"] for k, r in pc.items()},
             "per_class_ci95": {k: r["ap"]["ci95"] for k, r in pc.items()}}
@@ -104,9 +89,9 @@ def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> bool
                                         f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}",
                                         ylabel="average precision on test (AP; n: test positives)"),
                  out / "per_class_ap.png")
-    test, scores, _, _ = _scores(run)
+    test = read_predictions(run / "predictions" / "test.parquet")
     examples = figures.pr_examples(test.labels, meta["groups"])
-    figures.save(figures.pr_curves(test.labels, scores, examples, meta["class_names"],
+    figures.save(figures.pr_curves(test.labels, sigmoid(test.logits), examples, meta["class_names"],
                                    f"{heading}\nprecision-recall on test: the class of each group with the most "
                                    "test positives"), out / "pr_curves.png")
-    return has_curves
+    return {**links, "per_class_ap.png": "per-class AP", "pr_curves.png": "precision-recall curves"}

@@ -15,7 +15,7 @@ from . import figures
 from . import metrics as m
 from .predictions import read_predictions
 from .runs import SYNTHETIC, describe, finished, is_synthetic, read_json, task_of_run
-from .summary import softmax
+from .tasks import softmax
 
 
 def _with_ci(metric, *arrays, n_boot, seed, clusters=None) -> dict:
@@ -80,8 +80,13 @@ def per_class_table(run: Path, s: dict) -> pd.DataFrame:
         "test_auroc": [m.binary_auroc(test.labels == k, probs[:, k]) for k in range(c)]})
 
 
-def markdown_table(df: pd.DataFrame) -> str:
-    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+def markdown_table(df: pd.DataFrame, undefined: str = "nan") -> str:
+    """``df`` as a Markdown table, floats to 3 decimals and NaN as ``undefined``."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return undefined if np.isnan(v) else f"{v:.3f}"
+        return str(v)
+
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
@@ -115,35 +120,52 @@ def scores_note(meta: dict) -> str:
     return note
 
 
-def markdown(run: Path, s: dict, per_class: pd.DataFrame, has_curves: bool) -> str:
+def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str, str]) -> str:
     bt, t, n = s["balanced_test"], s["test"], s["images"]
-    lines = [f"# Report: {title(s, run)}", "",
-             "| balanced-test: Head | Medium | Tail | Avg | test: mF1 | bAcc | AUROC | MCC |",
-             "|---|---|---|---|---|---|---|---|",
-             "| " + " | ".join(fmt_ci(bt[g]) for g in ("head", "medium", "tail", "avg")) + " | "
-             + " | ".join(fmt_ci(t[k]) for k in ("mf1", "bacc", "auroc", "mcc")) + " |", "",
-             f"Head, Medium, Tail: mean per-class accuracy (recall) of the group's classes on balanced-test "
+    headline = headline_table(["balanced-test: Head", "Medium", "Tail", "Avg", "test: mF1", "bAcc", "AUROC", "MCC"],
+                              [bt[g] for g in ("head", "medium", "tail", "avg")]
+                              + [t[k] for k in ("mf1", "bacc", "auroc", "mcc")])
+    notes = (f"Head, Medium, Tail: mean per-class accuracy (recall) of the group's classes on balanced-test "
              f"({n['balanced_test']} images); Avg: the mean of the three. mF1 (macro F1), bAcc (balanced "
              f"accuracy), AUROC (macro one-vs-rest) and MCC: on test ({n['test']} images). "
-             + bootstrap_note(s["bootstrap"]) + " " + scores_note(read_json(run / "config.json")), "",
-             "## Per class", "",
-             "Recall (accuracy of the class) on balanced-test with its 95% interval; F1 and AUROC on test.", "",
-             markdown_table(per_class), "", "## Figures", ""]
-    if has_curves:
-        lines.append("![training curves](training_curves.png)")
-    lines += ["![confusion matrix](confusion_balanced_test.png)", "![per-class recall](per_class_accuracy.png)"]
+             + bootstrap_note(s["bootstrap"]) + " " + scores_note(read_json(run / "config.json")))
+    return page(run, s, headline, notes,
+                ["Recall (accuracy of the class) on balanced-test with its 95% interval; F1 and AUROC on test.", "",
+                 markdown_table(per_class)], figure_links)
+
+
+def headline_table(heads: list[str], entries: list[dict]) -> list[str]:
+    """The report's main table: one row, each number with its interval."""
+    return ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads),
+            "| " + " | ".join(map(fmt_ci, entries)) + " |"]
+
+
+def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[str],
+         figure_links: dict[str, str]) -> str:
+    """report.md of either task: the title, the main table and what its numbers are, the per-class
+    section and the figures (file -> alt text)."""
+    lines = [f"# Report: {title(s, run)}", "", *headline, "", notes, "", "## Per class", "", *per_class, "",
+             "## Figures", ""]
+    lines += [f"![{alt}]({name})" for name, alt in figure_links.items()]
     return "\n".join(lines) + "\n"
 
 
-def _figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> bool:
-    """The report's figures; returns whether the run has training curves."""
+def training_curves(run: Path, out: Path, s: dict, best_epoch: int | None, task: str) -> dict[str, str]:
+    """training_curves.png from metrics.csv, and its figure link; none for a run without a training history
+    (tau-norm only rescales a trained classifier)."""
+    history = pd.read_csv(run / "metrics.csv") if (run / "metrics.csv").exists() else pd.DataFrame()
+    if not len(history):
+        return {}
+    loss = read_json(run / "config.json")["method"]["loss"]
+    figures.save(figures.training_curves(history, best_epoch, loss, title(s, run), task), out / "training_curves.png")
+    return {"training_curves.png": "training curves"}
+
+
+def _figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str, str]:
+    """The report's figures; returns their links (file -> alt text)."""
     meta = read_json(run / "config.json")
     heading = title(s, run)
-    history = pd.read_csv(run / "metrics.csv") if (run / "metrics.csv").exists() else pd.DataFrame()
-    has_curves = len(history) > 0
-    if has_curves:
-        figures.save(figures.training_curves(history, best_epoch, meta["method"]["loss"], heading),
-                     out / "training_curves.png")
+    links = training_curves(run, out, s, best_epoch, "single-label")
     bt = read_predictions(run / "predictions" / "balanced-test.parquet")
     cm = m.confusion_matrix(bt.labels, bt.predicted, len(meta["class_names"]))
     figures.save(figures.confusion(cm, meta["class_names"], f"{heading}\nbalanced-test"),
@@ -151,7 +173,7 @@ def _figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> bool:
     bars = figures.per_class_bars(s["balanced_test"], s["images"]["balanced_test_per_class"], s["groups"],
                                   f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}")
     figures.save(bars, out / "per_class_accuracy.png")
-    return has_curves
+    return {**links, "confusion_balanced_test.png": "confusion matrix", "per_class_accuracy.png": "per-class recall"}
 
 
 def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> Path:
@@ -169,6 +191,6 @@ def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fals
     (out / "summary.json").write_text(json.dumps(s, indent=1))
     per_class = per_class_of(run, s)
     per_class.to_csv(out / "per_class.csv", index=False)
-    has_curves = figures_of(run, out, s, logged.get("best_epoch"))
-    (out / "report.md").write_text(markdown_of(run, s, per_class, has_curves))
+    links = figures_of(run, out, s, logged.get("best_epoch"))
+    (out / "report.md").write_text(markdown_of(run, s, per_class, links))
     return out

@@ -9,8 +9,10 @@ import numpy as np
 from . import metrics as m
 from .tasks import sigmoid, softmax
 
-# the scalar test numbers of a multi-label run, in the order of its tables
-MULTILABEL_KEYS = ("map", "map_head", "map_medium", "map_tail", "map_avg", "auroc", "f1", "f1_tuned")
+# the scalar test numbers of a multi-label run and their column heads, in the order of its tables
+MULTILABEL_HEADS = {"map": "mAP", "map_head": "Head mAP", "map_medium": "Medium mAP", "map_tail": "Tail mAP",
+                    "map_avg": "Avg mAP", "auroc": "AUROC", "f1": "F1@0.5", "f1_tuned": "F1@tuned"}
+MULTILABEL_KEYS = tuple(MULTILABEL_HEADS)
 
 
 def paper_metrics(bt_labels, bt_logits, test_labels, test_logits, groups, class_names) -> dict:

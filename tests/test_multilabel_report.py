@@ -9,6 +9,7 @@ import pytest
 from sklearn import metrics as sk
 
 from eval import metrics as m
+from eval.metrics import bootstrap_ci
 from eval.__main__ import main as eval_main
 from eval.predictions import read_predictions, write_predictions
 from eval.report import report
@@ -47,8 +48,9 @@ class FakeShards:
         return self.index[self.index["split"] == name]
 
 
-def ml_run(root, name="bce", method="bce", seed=0, skill=1.5, n_val=80, n_test=120, synthetic=True):
-    """A finished multi-label run dir: config.json, metrics.csv, predictions and summary.json."""
+def ml_run(root, name="bce", method="bce", seed=0, skill=1.5, n_val=80, n_test=120, synthetic=True, no_test_positive=()):
+    """A finished multi-label run dir: config.json, metrics.csv, predictions and summary.json; the classes of
+    ``no_test_positive`` have no positive in test."""
     rng = np.random.default_rng(seed + 100 * len(name))
     run = root / name
     run.mkdir(parents=True)
@@ -62,6 +64,7 @@ def ml_run(root, name="bce", method="bce", seed=0, skill=1.5, n_val=80, n_test=1
                   "val_auroc": [0.55, 0.6, 0.58], "skipped_steps": [0] * 3, "images_per_s": [100.0] * 3,
                   "seconds": [1.0] * 3}).to_csv(run / "metrics.csv", index=False)
     preds = {view: (np.arange(n), *make_arrays(n, rng, skill)) for view, n in (("val", n_val), ("test", n_test))}
+    preds["test"][1][:, list(no_test_positive)] = 0
     write_results(FakeShards(n_val, n_test), run, meta, preds, {"best_epoch": 2, "epochs_run": 3})
     return run, preds
 
@@ -167,13 +170,36 @@ def test_the_report_of_a_multilabel_run_equals_its_summary_with_intervals_around
     assert s["bootstrap"] == {"resamples": 100, "seed": 0, "unit": "image", "interval": "95% percentile"}
 
 
-def test_the_patient_bootstrap_of_a_multilabel_run_resamples_patients(tmp_path):
+def test_the_patient_bootstrap_of_a_multilabel_run_resamples_the_test_images_by_their_patients(tmp_path,
+                                                                                              monkeypatch):
     run, _ = ml_run(tmp_path)
     by_image = json.loads((report(run, n_boot=60) / "summary.json").read_text())
+    seen = []
+
+    def spy(metric, *arrays, clusters=None, **kw):
+        seen.append((len(arrays[0]), None if clusters is None else list(clusters)))
+        return bootstrap_ci(metric, *arrays, clusters=clusters, **kw)
+
+    monkeypatch.setattr(m, "bootstrap_ci", spy)
     by_patient = json.loads((report(run, n_boot=60, by_patient=True) / "summary.json").read_text())
     assert by_patient["bootstrap"]["unit"] == "patient"
+    # the test images 80..199 of the fake shards, two per patient; val only tunes the thresholds
+    assert seen == [(120, [f"p{i // 2}" for i in range(80, 200)])]
     assert by_patient["test"]["map"]["value"] == by_image["test"]["map"]["value"]
     assert by_patient["test"]["map"]["ci95"] != by_image["test"]["map"]["ci95"]
+
+
+def test_a_class_without_test_positives_reads_as_undefined_in_the_report_and_nan_in_its_csv(tmp_path):
+    run, _ = ml_run(tmp_path, no_test_positive=[4])
+    out = report(run, n_boot=30)
+    text = (out / "report.md").read_text()
+    hernia = next(line for line in text.splitlines() if line.startswith("| Hernia |"))
+    assert hernia.startswith("| Hernia | tail | 8 | 0 | — | — | — | — | ") and "nan" not in text
+    assert "—: not defined (AP needs a positive in test, AUROC a positive and a negative)" in text
+    assert "(5 of 6; a class without one has no AP and is left out)" in text
+    per_class = pd.read_csv(out / "per_class.csv").set_index("class")
+    assert per_class.loc["Hernia", ["test_ap", "ap_lo", "ap_hi", "test_auroc"]].isna().all()
+    assert per_class.drop("Hernia")["test_ap"].notna().all()
 
 
 def test_the_multilabel_report_lists_each_classs_ap_auroc_support_and_group_and_draws_its_figures(tmp_path):

@@ -2,12 +2,13 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from eval import metrics as m
 from eval.predictions import read_predictions
-from eval.report import report
-from eval.summary import softmax
+from eval.report import markdown_table, report
+from eval.tasks import softmax
 from shards.errors import UsageError
 from train.fit import fit
 
@@ -120,3 +121,10 @@ def test_a_damaged_file_of_the_run_is_one_usage_error_naming_it(run_copy, name):
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(UsageError, match=f"{path} is damaged"):
         report(run_copy, n_boot=5)
+
+
+def test_the_markdown_table_writes_floats_to_3_decimals_and_nan_as_nan_unless_told_otherwise():
+    df = pd.DataFrame({"class": ["a", "b"], "n": [3, 0], "recall": [0.25, float("nan")]})
+    rows = ["| class | n | recall |", "|---|---|---|", "| a | 3 | 0.250 |"]
+    assert markdown_table(df) == "\n".join(rows + ["| b | 0 | nan |"])
+    assert markdown_table(df, "—") == "\n".join(rows + ["| b | 0 | — |"])
