@@ -15,6 +15,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .metrics import average_precision, precision_recall  # noqa: E402
+
 GROUP_COLOURS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728"}
 PUBLISHED_LABEL = "published (Holste et al. 2022, ResNet-50)"
 
@@ -90,7 +92,8 @@ def confusion(cm: np.ndarray, class_names: list[str], title: str) -> Figure:
 def per_class_bars(balanced_test: dict, n: dict[str, int], groups: dict[str, str], title: str,
                    ylabel: str = "recall on balanced-test (per-class accuracy)") -> Figure:
     """A per-class number with its 95% interval, classes by group: recall (accuracy on the class's images)
-    by default, or another (``ylabel`` names it), given as ``{"per_class": ..., "per_class_ci95": ...}``."""
+    by default, or another (``ylabel`` names it), given as ``{"per_class": ..., "per_class_ci95": ...}``. A
+    class whose number is undefined (NaN: no image of it) is marked "n/a", not drawn as a bar of 0."""
     acc, ci = balanced_test["per_class"], balanced_test["per_class_ci95"]
     order = [c for g in GROUP_COLOURS for c in acc if groups[c] == g]
     values = np.array([acc[c] for c in order], dtype=float)
@@ -100,6 +103,8 @@ def per_class_bars(balanced_test: dict, n: dict[str, int], groups: dict[str, str
     x = np.arange(len(order))
     ax.bar(x, np.nan_to_num(values), color=[GROUP_COLOURS[groups[c]] for c in order])
     ax.errorbar(x, values, yerr=np.nan_to_num(yerr).clip(min=0), fmt="none", ecolor="black", capsize=3, lw=1)
+    for k in np.flatnonzero(np.isnan(values)):
+        ax.text(k, 0.02, "n/a", ha="center", va="bottom", rotation=90, fontsize=8, color="0.3")
     ax.set_xticks(x, [f"{c} (n={n[c]})" for c in order], rotation=60, ha="right", fontsize=8)
     ax.set(ylabel=ylabel, ylim=(0, 1.05), xlim=(-0.6, len(order) - 0.4))
     ax.set_title(title, fontsize=9)
@@ -137,8 +142,6 @@ def pr_examples(labels, groups: list[str]) -> dict[str, int]:
 def pr_curves(labels, scores, examples: dict[str, int], class_names: list[str], title: str) -> Figure:
     """One precision-recall step curve per group example (``pr_examples``), in its group's colour, with its
     AP and positives in the legend."""
-    from .metrics import average_precision, precision_recall
-
     labels, scores = np.asarray(labels), np.asarray(scores)
     fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")  # wide enough for a run's title
     for group, c in examples.items():

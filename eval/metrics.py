@@ -135,12 +135,6 @@ def multilabel_auroc(labels, scores) -> float:
     return nanmean(per_class_auroc(labels, scores))
 
 
-def group_map(labels, scores, groups: list[str]) -> dict[str, float]:
-    """Multi-label mAP within head, medium and tail, and "avg", the mean of the three (the CXR-LT
-    challenges' grouping by training positives, as ``group_accuracy`` for single-label)."""
-    return group_means(per_class_ap(labels, scores), groups)
-
-
 def multilabel_f1(labels, scores, thresholds=0.5) -> float:
     """Macro F1 of ``scores >= thresholds`` (one threshold, or one per class) over every class; a class
     with no positive and none predicted counts 0, as scikit-learn's ``f1_score(zero_division=0)``."""

@@ -1,11 +1,11 @@
 """The figures are checked through their matplotlib artists: what each axis says, what the cells hold."""
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import average_precision_score
 import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 from matplotlib.container import ErrorbarContainer
+from sklearn.metrics import average_precision_score
 
 from eval.figures import GROUP_COLOURS, confusion, per_class_bars, pr_curves, pr_examples, training_curves
 
@@ -124,4 +124,14 @@ def test_pr_curves_draw_one_step_curve_per_group_example_whose_area_is_its_avera
     assert legend[2] == f"c (tail, AP {tail_ap:.3f}, n={labels[:, 2].sum()})"
     assert ax.get_xlabel() == "recall" and ax.get_ylabel() == "precision"
     assert _legends_clear_of_the_data(fig, [ax])
+    plt.close(fig)
+
+
+def test_per_class_ap_bars_mark_a_class_without_positives_n_a_instead_of_a_bar_of_0():
+    groups = {"a": "head", "b": "tail"}
+    ap = {"per_class": {"a": 0.8, "b": float("nan")}, "per_class_ci95": {"a": [0.7, 0.9], "b": [float("nan")] * 2}}
+    fig = per_class_bars(ap, {"a": 12, "b": 0}, groups, "bce on nih-cxr-lt-multilabel", ylabel="AP on test")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "AP on test"
+    assert [(t.get_text(), t.get_position()[0]) for t in ax.texts] == [("n/a", 1)]
     plt.close(fig)

@@ -80,11 +80,11 @@ def test_a_class_without_validation_positives_keeps_the_threshold_0_5_instead_of
     assert m.tune_thresholds(labels, scores).tolist() == [0.11, 0.5]
 
 
-def test_group_map_averages_each_groups_average_precision():
+def test_group_means_of_the_per_class_ap_average_each_groups_ap_and_leave_an_empty_group_nan():
     labels = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
     scores = np.random.default_rng(0).random((4, 3))
     ap = [sk.average_precision_score(labels[:, c], scores[:, c]) for c in range(3)]
-    out = m.group_map(labels, scores, ["head", "head", "tail"])
+    out = m.group_means(m.per_class_ap(labels, scores), ["head", "head", "tail"])
     assert np.isclose(out["head"], (ap[0] + ap[1]) / 2) and np.isclose(out["tail"], ap[2])
     assert np.isnan(out["medium"]) and np.isnan(out["avg"])
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from eval.metrics import balanced_accuracy
 from eval.predictions import write_predictions
 from eval.summary import multilabel_metrics, paper_metrics
+from eval.tasks import task_of
 
 from .run import write_json
 
@@ -17,7 +18,7 @@ def write_results(ss, run: Path, meta: dict, preds: dict, extra: dict) -> dict:
 
     ``preds[view]`` is (rows of the view, labels, logits); labels are multi-hot (N, C) on a multi-label
     shards dir."""
-    multi = bool(ss.manifest.get("multi_label"))
+    multi = task_of(ss.manifest).name == "multi-label"
     out = {}
     for view in ("val", "test"):
         rows, labels, logits = preds[view]
