@@ -121,10 +121,13 @@ def test_logit_adjusted_bce_is_bce_of_logits_shifted_by_the_prior_log_odds():
     assert np.isclose(loss_of("logit-adjusted-bce", tau=0.0), loss_of("bce"), atol=1e-7)
 
 
-def test_num_images_sets_the_priors_and_defaults_to_the_count_sum():
-    by_sum = make_loss("logit-adjusted-bce", COUNTS)(t(Z), t(Y))
-    assert torch.isclose(by_sum, make_loss("logit-adjusted-bce", COUNTS, num_images=COUNTS.sum())(t(Z), t(Y)))
-    assert not torch.isclose(by_sum, make_loss("logit-adjusted-bce", COUNTS, num_images=N)(t(Z), t(Y)))
+@pytest.mark.parametrize("name", ["logit-adjusted-bce", "distribution-balanced"])
+def test_a_loss_with_class_priors_needs_the_number_of_training_images_not_the_sum_of_the_positives(name):
+    # 90 positives among N = 100 images: the sum of the counts would give priors 60/90, 25/90, 5/90
+    with pytest.raises(ValueError, match="class priors need num_images"):
+        make_loss(name, COUNTS)
+    by_sum = make_loss(name, COUNTS, num_images=COUNTS.sum())(t(Z), t(Y))
+    assert not torch.isclose(by_sum, make_loss(name, COUNTS, num_images=N)(t(Z), t(Y)))
 
 
 @pytest.mark.parametrize("name", ["logit-adjusted-bce", "distribution-balanced"])

@@ -33,6 +33,8 @@ EPS = 1e-8  # ASL's clamp of the probabilities inside the logs, as in the author
 
 def class_priors(counts, num_images) -> np.ndarray:
     """pi_c = n_c / N; each class needs positives and negatives among the training images."""
+    if num_images is None:
+        raise ValueError("class priors need num_images, the number of training images")
     n = np.asarray(counts, dtype=np.float64)
     if (n <= 0).any() or (n >= num_images).any():
         raise ValueError(f"every class needs 0 < positives < {num_images} training images for class priors, "

@@ -107,6 +107,6 @@ def loss_task(name: str) -> str:
 
 def make_loss(name: str, counts, weights=None, num_images=None, **params) -> ClassLoss:
     """``counts``: training images (single-label) or positives (multi-label) per class; ``num_images``:
-    training images, by default counts.sum() (right for single-label only)."""
-    counts = np.asarray(counts)
-    return LOSSES[_known(name)](counts, weights, counts.sum() if num_images is None else num_images, **params)
+    training images, which the losses with class priors need (a multi-label image counts in several
+    classes, so counts.sum() is not it)."""
+    return LOSSES[_known(name)](np.asarray(counts), weights, num_images, **params)
