@@ -37,10 +37,10 @@ def multilabel_numbers(labels, scores, groups, thresholds) -> np.ndarray:
     bootstrap resample computes each AP once). A class without positives has NaN AP and AUROC and is
     left out of every mean; its F1 counts 0, as scikit-learn's ``f1_score(zero_division=0)``."""
     ap, auroc = m.per_class_ap(labels, scores), m.per_class_auroc(labels, scores)
-    by_group = m.group_means(ap, groups)
-    scalars = [m.nanmean(ap), by_group["head"], by_group["medium"], by_group["tail"], by_group["avg"],
-               m.nanmean(auroc), m.multilabel_f1(labels, scores, 0.5), m.multilabel_f1(labels, scores, thresholds)]
-    return np.r_[scalars, ap, auroc]
+    values = {"map": m.nanmean(ap), **{f"map_{g}": v for g, v in m.group_means(ap, groups).items()},
+              "auroc": m.nanmean(auroc), "f1": m.multilabel_f1(labels, scores, 0.5),
+              "f1_tuned": m.multilabel_f1(labels, scores, thresholds)}
+    return np.r_[[values[k] for k in MULTILABEL_KEYS], ap, auroc]
 
 
 def multilabel_metrics(val_labels, val_logits, test_labels, test_logits, groups, class_names) -> dict:
