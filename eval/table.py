@@ -139,7 +139,7 @@ def _check_one_task(tasks: dict[Path, str]) -> str:
 
 def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> pd.DataFrame:
     """One row per method: mean, spread (std or interval) and seeds of each column, plus the published bAcc
-    on real images. ``attrs`` holds the title and whether the pixels are synthetic."""
+    on real single-label images. ``attrs`` holds the title, whether the pixels are synthetic and the task."""
     by_method: dict[str, list] = {}
     for run in runs:
         summary, meta = read_json(run / "summary.json"), read_json(run / "config.json")
