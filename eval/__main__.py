@@ -27,6 +27,7 @@ def parse(argv):
     t.add_argument("paths", nargs="+", type=Path, help="run dirs, or suite dirs holding them")
     t.add_argument("--out", type=Path, required=True, help="prefix: writes PREFIX.md, .tex, .csv, .png (required)")
     t.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")
+    t.add_argument("--by-patient", action="store_true", help="bootstrap whole patients, not images")
     return p.parse_args(argv)
 
 
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
             if not find_runs(a.paths):
                 raise UsageError(f"no finished runs (summary.json) in {', '.join(map(str, a.paths))}; give run dirs "
                                  f"or suite dirs")
-            print(write_table(a.paths, a.out, a.resamples))
+            print(write_table(a.paths, a.out, a.resamples, a.by_patient))
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -256,6 +256,8 @@ def test_the_table_command_writes_every_format_for_multilabel_runs(tmp_path, cap
         assert (tmp_path / f"t.{ext}").stat().st_size > 0
     assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
     assert "| bce |" in capsys.readouterr().out
+    assert eval_main(["table", str(run), "--out", str(tmp_path / "p"), "--resamples", "20", "--by-patient"]) == 0
+    assert "[low, high]: 95% percentile bootstrap, 20 resamples of patients (seed 0)." in capsys.readouterr().out
 
 
 @pytest.mark.slow
