@@ -64,8 +64,9 @@ def column_notes(s: dict) -> str:
             f"one has no AP and is left out). Head, Medium, Tail mAP: the mean AP of the group's classes (groups "
             f"by training positives); Avg mAP: the mean of the three. AUROC: the mean over classes of each "
             f"class's AUROC. F1@0.5: macro F1 with every class thresholded at 0.5; F1@tuned: at per-class "
-            f"thresholds tuned for F1 on val ({n['val']} images); both count every class (0 where a class is "
-            f"neither positive nor predicted).")
+            f"thresholds tuned for F1 on val ({n['val']} images); both count every class, one without a "
+            f"positive in test as 0. A bootstrap resample averages AP and AUROC over the classes it has a "
+            f"positive of; the thresholds stay those tuned on val.")
 
 
 def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str, str]) -> str:
