@@ -17,6 +17,7 @@ from . import metrics as m
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -38,8 +39,9 @@ def binary_cross_entropy(labels: np.ndarray, logits: np.ndarray) -> float:
 
 
 def _single_label(labels, logits) -> dict:
-    return {"bacc": m.balanced_accuracy(labels, np.asarray(logits).argmax(1), logits.shape[1]),
-            "auroc": m.macro_auroc(labels, softmax(np.asarray(logits, dtype=np.float64)))}
+    logits = np.asarray(logits, dtype=np.float64)
+    return {"bacc": m.balanced_accuracy(labels, logits.argmax(1), logits.shape[1]),
+            "auroc": m.macro_auroc(labels, softmax(logits))}
 
 
 def _multi_label(labels, logits) -> dict:

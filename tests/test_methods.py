@@ -1,6 +1,7 @@
 """Registry-driven: every method trains, resumes exactly, and changes what it should."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,22 @@ def test_the_dali_loader_trains_and_resumes_exactly_too(name, request, tmp_path)
 @pytest.mark.parametrize("method", METHODS.values(), ids=lambda m: m.name)
 def test_every_method_uses_a_loss_of_its_own_task(method):
     assert loss_task(method.loss) == method.task
+
+
+@pytest.mark.parametrize("name, refused", [("rw-bce", True), ("distribution-balanced", True), ("bce", False),
+                                           ("ca-bce", False)])
+def test_a_class_without_training_positives_refuses_only_the_methods_that_weigh_by_counts(name, refused,
+                                                                                          ml_shards_dir, tmp_path,
+                                                                                          monkeypatch):
+    from shards.reader import ShardSet
+
+    real = ShardSet.train_counts
+    monkeypatch.setattr(ShardSet, "train_counts", lambda self: real(self) * (np.arange(self.num_classes) != 7))
+    cfg = tiny_fit(ml_shards_dir, tmp_path / "run", name)
+    if refused:
+        with pytest.raises(UsageError, match=f"no training positives of Hernia, and --method {name} weighs classes "
+                                             r"by their training counts; use a method .* \(such as bce\)"):
+            fit(cfg)
+        assert not (tmp_path / "run").exists()
+    else:
+        assert fit(cfg, stop=lambda epoch, step: step >= 1) == "interrupted"

@@ -91,6 +91,8 @@ LOSSES = {
     "logit-adjusted-bce": lambda c, w, n, **p: LogitAdjustedBCE(len(c), w, counts=c, num_images=n, **p),
 }
 MULTI_LABEL = ("bce", "focal-bce", "asl", "distribution-balanced", "logit-adjusted-bce")
+# the losses built from the class counts (margins, priors, re-balancing): every class needs training examples
+USES_COUNTS = ("ldam", "logit-adjusted", "balanced-softmax", "distribution-balanced", "logit-adjusted-bce")
 LOSS_TASK = {name: "multi-label" if name in MULTI_LABEL else "single-label" for name in LOSSES}
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from eval.tasks import task_of
+from shards.errors import UsageError
 from shards.progress import Progress
 
 from .checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
@@ -18,8 +19,8 @@ from .device import amp_context
 from .distributed import any_true, barrier, current, distribute, gather
 from .heads import loss_options
 from .inference import infer
-from .losses import make_loss
-from .methods import get_method
+from .losses import USES_COUNTS, make_loss
+from .methods import BASELINE, get_method
 from .mixing import get_mixing
 from .results import write_results
 from .run import write_json, write_metrics
@@ -71,9 +72,10 @@ class Trainer:
         self.world, self.run = current(), Path(cfg.out)
         self.precision, self.amp = amp_context(cfg, self.device)
         counts = self.ss.train_counts()
-        weights = class_weights(self.method.weighting, counts)
+        self._check_counts(counts)
+        weights = None if self.method.weighting == "none" else class_weights(self.method.weighting, counts)
         self.drw = DeferredReweighting(weights, cfg.drw_epoch, cfg.drw_lr_factor) if self.method.drw else None
-        self.loss_fn = make_loss(self.method.loss, counts, None if self.method.weighting == "none" else weights,
+        self.loss_fn = make_loss(self.method.loss, counts, weights,
                                  num_images=len(loader.train_rows), **self.method.loss_params,
                                  **loss_options(self.method.loss, model.head)).to(self.device)
         self.optimizer = make_optimizer([p for p in self.net.parameters() if p.requires_grad], cfg.lr, self.device)
@@ -84,6 +86,16 @@ class Trainer:
                                loader.to_input, self.device)
         self.watch = NonFiniteWatch(self.device, self._non_finite)
         self.state = TrainState.start(self.device)
+
+    def _check_counts(self, counts) -> None:
+        """A method that weighs classes by their training counts cannot run with a class that has none."""
+        empty = [name for name, n in zip(self.ss.class_names, counts) if n == 0]
+        if empty and (self.method.weighting != "none" or self.method.loss in USES_COUNTS):
+            what = "positives" if self.task.name == "multi-label" else "images"
+            raise UsageError(f"--shards {self.ss.root}: no training {what} of {', '.join(empty)}, and --method "
+                             f"{self.method.name} weighs classes by their training counts; use a method without "
+                             f"class weights, margins or priors (such as {BASELINE[self.task.name]}), or shards "
+                             f"whose training split has every class")
 
     def announce(self) -> None:
         """The start-up header: what runs where, on how many images."""
@@ -234,7 +246,7 @@ class Trainer:
 
     def _keep_best(self, row: dict) -> None:
         s, key = self.state, f"val_{self.task.select}"
-        if row[key] > s.best:
+        if row[key] > s.best or s.best_epoch < 0:  # the first epoch is the best so far, even when its value is NaN
             was = "the first" if s.best_epoch < 0 else f"was {s.best:.4f} at epoch {s.best_epoch}"
             log.info("epoch %d: new best val %s %.4f (%s): best.pt", row["epoch"], self.task.select_name, row[key],
                      was)
