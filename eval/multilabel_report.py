@@ -14,7 +14,7 @@ from . import metrics as m
 from .predictions import read_predictions
 from .report import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
 from .runs import read_json
-from .summary import MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
+from .summary import GROUPS_NOTE, MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
 from .tasks import sigmoid
 
 UNDEFINED = "—"  # the per-class table's cell of an AP or AUROC a class does not have (no positive in test)
@@ -61,8 +61,8 @@ def column_notes(s: dict) -> str:
     defined = sum(r["support"] > 0 for r in per_class.values())
     return (f"All on test ({n['test']} images), scores are the sigmoid of the saved logits. mAP: macro average "
             f"precision over the classes with a positive in test ({defined} of {len(per_class)}; a class without "
-            f"one has no AP and is left out). Head, Medium, Tail mAP: the mean AP of the group's classes (groups "
-            f"by training positives); Avg mAP: the mean of the three. AUROC: the mean over classes of each "
+            f"one has no AP and is left out). Head, Medium, Tail mAP: the mean AP of the group's classes "
+            f"({GROUPS_NOTE}); Avg mAP: the mean of the three. AUROC: the mean over classes of each "
             f"class's AUROC. F1@0.5: macro F1 with every class thresholded at 0.5; F1@tuned: at per-class "
             f"thresholds tuned for F1 on val ({n['val']} images); both count every class, one without a "
             f"positive in test as 0. A bootstrap resample averages AP and AUROC over the classes it has a "

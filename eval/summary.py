@@ -13,6 +13,9 @@ from .tasks import sigmoid, softmax
 MULTILABEL_HEADS = {"map": "mAP", "map_head": "Head mAP", "map_medium": "Medium mAP", "map_tail": "Tail mAP",
                     "map_avg": "Avg mAP", "auroc": "AUROC", "f1": "F1@0.5", "f1_tuned": "F1@tuned"}
 MULTILABEL_KEYS = tuple(MULTILABEL_HEADS)
+# how the head / medium / tail of a multi-label run were set (``ingest.adapters``: the manifest's group_rule)
+GROUPS_NOTE = ("groups by training count, head > 1000, tail < 100: NIH-CXR-LT's by the benchmark's published "
+               "counts, others' by their training positives")
 
 
 def paper_metrics(bt_labels, bt_logits, test_labels, test_logits, groups, class_names) -> dict:

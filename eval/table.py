@@ -19,7 +19,7 @@ from shards.errors import UsageError
 from .predictions import count_predictions
 from .published import PUBLISHED_BACC
 from .runs import SYNTHETIC, describe, is_synthetic, read_json, task_of_run
-from .summary import MULTILABEL_HEADS
+from .summary import GROUPS_NOTE, MULTILABEL_HEADS
 
 COLUMNS = [("head", "Head"), ("medium", "Medium"), ("tail", "Tail"), ("avg", "Avg"), ("mf1", "mF1"),
            ("bacc", "bAcc")]
@@ -196,8 +196,8 @@ def notes(table: pd.DataFrame) -> list[str]:
     numbers come from."""
     if table.attrs.get("task") == "multi-label":
         out = [f"All on test{_images_text(table['test_images'])}. mAP: macro average precision over the classes "
-               f"with a positive in test; Head, Medium, Tail mAP: the mean AP of the group's classes (groups by "
-               f"training positives). AUROC: the mean over classes of each class's AUROC. F1@0.5: macro F1 with "
+               f"with a positive in test; Head, Medium, Tail mAP: the mean AP of the group's classes "
+               f"({GROUPS_NOTE}). AUROC: the mean over classes of each class's AUROC. F1@0.5: macro F1 with "
                f"every class thresholded at 0.5; F1@tuned: at per-class thresholds tuned for F1 on val."]
     else:
         out = [f"Head, Medium, Tail: mean per-class accuracy of the group's classes on balanced-test"
