@@ -1,5 +1,6 @@
 """predict / load_model on the original images of a run's test split reproduce the run's own predictions."""
 import importlib.util
+import json
 
 import numpy as np
 import pandas as pd
@@ -170,21 +171,29 @@ def test_a_run_records_how_its_shards_were_packed_so_it_loads_without_them(stage
     assert (prep.shard_size, prep.shard_format, prep.shard_quality) == (32, "jpeg", 95)
 
 
-def test_predict_on_a_multi_label_run_gives_a_sigmoid_per_class_and_the_findings_at_one_half(ml_stage1_run,
-                                                                                           raw_dir, tmp_path):
+def test_predict_on_a_multi_label_run_gives_a_sigmoid_per_class_and_the_findings_at_its_thresholds(
+        ml_stage1_run, raw_dir, tmp_path, capsys):
     saved = read_predictions(ml_stage1_run / "predictions" / "test.parquet")
     tm = load_model(ml_stage1_run)
+    summary = json.loads((ml_stage1_run / "summary.json").read_text())
+    tuned = [summary["per_class"][c]["threshold"] for c in tm.class_names]
     assert tm.task == "multi-label" and "a sigmoid per class" in tm.metadata()["input"]
-    out = tmp_path / "predictions.csv"
+    assert tm.thresholds == tuned == tm.metadata()["thresholds"]
     paths = originals(raw_dir, saved.keys[:8])
     listing = tmp_path / "images.csv"
     pd.DataFrame({"path": [str(p) for p in paths]}).to_csv(listing, index=False)
-    assert main(["predict", str(ml_stage1_run), "--images", str(listing), "--out", str(out), "--workers", "0"]) == 0
-    table = pd.read_csv(out, keep_default_na=False).set_index("path")
-    assert list(table.columns) == [*tm.class_names, "findings"]
     logits, _, _ = predict_logits(tm, paths, workers=0)
-    probs = 1 / (1 + np.exp(-logits))
-    np.testing.assert_allclose(table.loc[[str(p) for p in paths], tm.class_names].to_numpy(), probs, atol=1e-5)
     np.testing.assert_allclose(logits, saved.logits[:8], atol=LOGIT_TOL)
-    want = ["; ".join(n for n, p in zip(tm.class_names, row) if p >= 0.5) for row in probs]
-    assert table.loc[[str(p) for p in paths], "findings"].tolist() == want
+    probs = 1 / (1 + np.exp(-logits))
+    for flag, cut in (([], np.asarray(tuned)), (["--threshold", "0.5"], np.full(len(tuned), 0.5))):
+        out = tmp_path / f"predictions{len(flag)}.csv"
+        assert main(["predict", str(ml_stage1_run), "--images", str(listing), "--out", str(out), "--workers", "0",
+                     *flag]) == 0
+        table = pd.read_csv(out, keep_default_na=False).set_index("path").loc[[str(p) for p in paths]]
+        assert list(table.columns) == [*tm.class_names, "findings"]
+        np.testing.assert_allclose(table[tm.class_names].to_numpy(), probs, atol=1e-5)
+        want = ["; ".join(n for n, p, t in zip(tm.class_names, row, cut) if p >= t) for row in probs]
+        assert table["findings"].tolist() == want
+    capsys.readouterr()
+    assert main(["predict", str(ml_stage1_run), "--images", str(listing), "--threshold", "2"]) == 2
+    assert "--threshold 2: give tuned or a probability between 0 and 1" in capsys.readouterr().err

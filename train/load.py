@@ -39,6 +39,7 @@ class TrainedModel:
     tau: float | None = None
     architecture: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)   # git commit, shards index hash, dataset, precision
+    thresholds: list[float] | None = None  # multi-label: each class's F1 threshold, tuned on val by the run
 
     @property
     def task(self) -> str:
@@ -54,6 +55,7 @@ class TrainedModel:
                 "mean": list(mean), "std": list(std), "input": "float (N, channels, image_size, image_size), "
                 f"grey in [0, 255] normalised as (x / 255 - mean) / std; output: logits ({scores}: probabilities)",
                 "shards_image": {"size": p.shard_size, "format": p.shard_format, "quality": p.shard_quality},
+                "thresholds": self.thresholds,
                 **self.provenance}
 
 
@@ -117,4 +119,13 @@ def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str 
     prep = Preprocess(image["size"], image["format"], image.get("quality", 95), cfg["image_size"], arch["channels"])
     provenance = {k: meta.get(k) for k in ("git_commit", "index_sha256", "dataset", "precision")}
     return TrainedModel(model.to(device).eval(), prep, meta["class_names"], cfg["method"], meta.get("groups", []),
-                        ckpt.get("tau"), arch, provenance)
+                        ckpt.get("tau"), arch, provenance, tuned_thresholds(run, meta["class_names"]))
+
+
+def tuned_thresholds(run: Path, class_names: list[str]) -> list[float] | None:
+    """The per-class thresholds a finished multi-label run tuned on val (its summary.json), else None."""
+    path = run / "summary.json"
+    per_class = read_json(path).get("per_class", {}) if path.is_file() else {}
+    if not all(isinstance(per_class.get(c), dict) and "threshold" in per_class[c] for c in class_names):
+        return None
+    return [float(per_class[c]["threshold"]) for c in class_names]

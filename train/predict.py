@@ -6,7 +6,9 @@ CSV's folder). Each image goes through the run's own preprocessing
 (``train.preprocess``) in DataLoader workers; batches are normalised and
 classified on the device. The output CSV (written atomically) has one row per
 image: path, each class's probability, and the predicted class and its probability
-(single-label), or the findings at probability 0.5 or more, "; "-separated (multi-label).
+(single-label), or the findings, "; "-separated (multi-label): the classes whose
+probability reaches their threshold, by default the one the run tuned on val for
+each class (F1@tuned of its summary), or one threshold for all (``--threshold 0.5``).
 """
 import io
 import logging
@@ -101,12 +103,13 @@ def predict_logits(tm: TrainedModel, paths: list[Path], batch_size: int = 64, wo
 
 
 def probability_table(paths: list[Path], logits: np.ndarray, class_names: list[str],
-                      task: str = "single-label") -> pd.DataFrame:
+                      task: str = "single-label", thresholds=0.5) -> pd.DataFrame:
+    """``thresholds`` (multi-label): one for every class, or one per class."""
     probs = TASKS[task].scores(logits)
     table = pd.DataFrame(probs, columns=class_names)
     table.insert(0, "path", [str(p) for p in paths])
     if task == "multi-label":
-        table["findings"] = ["; ".join(np.asarray(class_names)[row >= 0.5]) for row in probs]
+        table["findings"] = ["; ".join(np.asarray(class_names)[row >= thresholds]) for row in probs]
         return table
     table["predicted"] = [class_names[k] for k in probs.argmax(1)]
     table["probability"] = probs.max(1) if len(probs) else []
@@ -120,10 +123,28 @@ def write_table(path: Path, table: pd.DataFrame) -> None:
     write_atomic(Path(path), buf.getvalue().encode())
 
 
+def findings_thresholds(tm: TrainedModel, threshold: str):
+    """``--threshold``: 'tuned' (the run's per-class thresholds) or a probability for every class."""
+    if threshold != "tuned":
+        try:
+            value = float(threshold)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 1:
+            raise UsageError(f"--threshold {threshold}: give tuned or a probability between 0 and 1, such as 0.5")
+        return value
+    if tm.thresholds is None:
+        raise UsageError("--threshold tuned: the run has no tuned thresholds (its summary.json is missing or "
+                         "older); finish the run (rerun its fit command) or give --threshold 0.5")
+    return np.asarray(tm.thresholds)
+
+
 def predict(tm: TrainedModel, images: Path, out: Path, batch_size: int = 64, workers: int = 2,
-            skip_bad: bool = False, amp=None) -> dict:
-    """Write the probability CSV for ``images``; returns {images, skipped: [(path, reason)], out}."""
+            skip_bad: bool = False, amp=None, threshold: str = "tuned") -> dict:
+    """Write the probability CSV for ``images``; returns {images, skipped: [(path, reason)], out}.
+    ``threshold`` (multi-label runs): see ``findings_thresholds``."""
+    cut = findings_thresholds(tm, threshold) if tm.task == "multi-label" else None
     paths = find_images(images)
     logits, kept, bad = predict_logits(tm, paths, batch_size, workers, skip_bad, amp)
-    write_table(out, probability_table([paths[i] for i in kept], logits, tm.class_names, tm.task))
+    write_table(out, probability_table([paths[i] for i in kept], logits, tm.class_names, tm.task, cut))
     return {"images": len(kept), "skipped": bad, "out": str(out)}

@@ -21,8 +21,10 @@ def add_parsers(sub) -> None:
     p.add_argument("run", help="a finished run dir")
     p.add_argument("--images", required=True, help="a folder (searched recursively), an image, or a CSV with a "
                    "'path' column (relative to the CSV's folder)")
-    p.add_argument("--out", default="predictions.csv", help="CSV: path, one probability per class, predicted, "
-                   "probability")
+    p.add_argument("--out", default="predictions.csv", help="CSV: path, one probability per class, then predicted "
+                   "and probability (single-label) or findings (multi-label)")
+    p.add_argument("--threshold", default="tuned", help="multi-label runs: a finding is listed when its probability "
+                   "reaches this; tuned: each class's threshold tuned on val by the run (its F1@tuned)")
     p.add_argument("--skip-bad", action="store_true", help="leave unreadable files out (listed) instead of stopping")
     p.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
     p.add_argument("--workers", type=int_at_least(0), default=min(4, os.cpu_count() or 1), help="DataLoader worker processes")
@@ -54,7 +56,7 @@ def run(a, say=print) -> int:
     if precision == "auto":
         precision = (tm.provenance.get("precision") or "fp32") if device.type == "cuda" else "fp32"
     _, amp = amp_context(SimpleNamespace(precision=precision), device)
-    result = predict(tm, Path(a.images), Path(a.out), a.batch_size, a.workers, a.skip_bad, amp)
+    result = predict(tm, Path(a.images), Path(a.out), a.batch_size, a.workers, a.skip_bad, amp, a.threshold)
     for path, why in result["skipped"]:
         say(f"skipped {path}: {why}")
     say(f"{result['out']}: probabilities for {result['images']} images"
