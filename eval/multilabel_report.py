@@ -14,7 +14,7 @@ from . import metrics as m
 from .predictions import read_predictions
 from .report import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
 from .runs import read_json
-from .summary import GROUPS_NOTE, MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
+from .summary import GROUPS_NOTE, RESAMPLE_NOTE, MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
 from .tasks import sigmoid
 
 UNDEFINED = "—"  # the per-class table's cell of an AP or AUROC a class does not have (no positive in test)
@@ -66,7 +66,7 @@ def column_notes(s: dict) -> str:
             f"class's AUROC. F1@0.5: macro F1 with every class thresholded at 0.5; F1@tuned: at per-class "
             f"thresholds tuned for F1 on val ({n['val']} images); both count every class, one without a "
             f"positive in test as 0. A bootstrap resample averages AP and AUROC over the classes it has a "
-            f"positive of; the thresholds stay those tuned on val.")
+            f"positive of; the thresholds stay those tuned on val. {RESAMPLE_NOTE}.")
 
 
 def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str, str]) -> str:

@@ -19,7 +19,7 @@ from shards.errors import UsageError
 from .predictions import count_predictions
 from .published import PUBLISHED_BACC
 from .runs import SYNTHETIC, describe, is_synthetic, read_json, task_of_run
-from .summary import GROUPS_NOTE, MULTILABEL_HEADS
+from .summary import GROUPS_NOTE, MULTILABEL_HEADS, RESAMPLE_NOTE
 
 COLUMNS = [("head", "Head"), ("medium", "Medium"), ("tail", "Tail"), ("avg", "Avg"), ("mf1", "mF1"),
            ("bacc", "bAcc")]
@@ -205,6 +205,8 @@ def notes(table: pd.DataFrame) -> list[str]:
                f"bAcc (balanced accuracy): on test{_images_text(table['test_images'])}."]
     out += [f"{'±' if s.startswith('sd') else '[low, high]'}: {s}." for s in table["spread"].unique()
             if not s.startswith("none")]
+    if table.attrs.get("task") == "multi-label" and table["spread"].str.contains("bootstrap").any():
+        out.append(f"{RESAMPLE_NOTE}.")
     out.append("Bold: best, underlined: second best in each column, by point estimate (ties share the mark; "
                "a difference may lie within the spread).")
     if table.attrs.get("synthetic"):
