@@ -63,3 +63,16 @@ def test_gpu_check_stops_when_nvidia_smi_sees_a_gpu_that_torch_does_not(tmp_path
     assert r.returncode == 1 and "nvidia-smi sees a GPU but torch does not" in r.stderr
     assert "Tesla T4, 535.104.05" in r.stderr and "R580" in r.stderr and "dali-cuda12" in r.stderr
     assert "== gpu-marked tests" not in r.stdout  # nothing ran on the CPU in the GPU's place
+
+
+def test_bench_on_multi_label_shards_times_the_bce_step_on_multi_hot_targets(ml_shards_dir, tmp_path, monkeypatch):
+    import train.bench as b
+
+    losses, targets = [], []
+    real_make_loss, real_step = b.make_loss, b.train_step
+    monkeypatch.setattr(b, "make_loss", lambda name, *a, **kw: losses.append(name) or real_make_loss(name, *a, **kw))
+    monkeypatch.setattr(b, "train_step", lambda parts, batch, *a: targets.append(batch["y"]) or
+                        real_step(parts, batch, *a))
+    numbers = b.bench(tiny_fit(ml_shards_dir, tmp_path, batch_size=16), steps=3, warmup=1)
+    assert losses == ["bce"] and numbers["end_to_end_images"] == numbers["model_images"] == 48
+    assert all(y.dtype == torch.float32 and y.shape == (16, 20) for y in targets) and len(targets) == 8

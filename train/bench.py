@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from eval.tasks import task_of
 from shards.augment import AugmentSpec
 from shards.errors import UsageError
 from shards.loader import IMAGENET_MEAN, IMAGENET_STD
@@ -29,7 +30,7 @@ from .config import FitConfig
 from .device import amp_context, configure_kernels, resolve_device
 from .loaders import loader_kind, make_loader
 from .losses import make_loss
-from .methods import get_method
+from .methods import BASELINE, get_method
 from .mixing import get_mixing
 from .models import build_model
 from .state import EpochTotals
@@ -72,13 +73,14 @@ def _non_finite(where, loss):
     raise NonFiniteLoss(f"bench: the loss became {float(loss)}; try --precision bf16 / fp32")
 
 
-def _step_parts(cfg: FitConfig, ss, loader, device, precision: str, amp) -> StepParts:
-    """The trainer's step as plain CE training of ``cfg.model`` from random weights."""
+def _step_parts(cfg: FitConfig, ss, loader, device, precision: str, amp, loss: str) -> StepParts:
+    """The trainer's step as the task's baseline (ce; bce on multi-label shards) training ``cfg.model`` from
+    random weights."""
     model = build_model(cfg.model, ss.num_classes, "none", channels=cfg.channels).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    return StepParts(torch.compile(model) if cfg.compile else model, make_loss("ce", ss.train_counts()).to(device),
+    return StepParts(torch.compile(model) if cfg.compile else model, make_loss(loss, ss.train_counts()).to(device),
                      make_optimizer(model.parameters(), cfg.lr, device),
                      torch.amp.GradScaler(device.type, enabled=precision == "fp16"), amp, get_mixing("none"),
                      cfg.mixup_alpha, np.random.default_rng(0), loader.to_input, device)
@@ -89,7 +91,7 @@ def _measure(parts: StepParts, loader, cfg: FitConfig, ss, steps: int, warmup: i
     device, bs = parts.device, cfg.batch_size
     watch = NonFiniteWatch(device, _non_finite)
     fixed = {"x": torch.randint(0, 255, (bs, 1, cfg.image_size, cfg.image_size), dtype=torch.uint8, device=device),
-             "y": torch.randint(0, ss.num_classes, (bs,), device=device)}
+             "y": torch.as_tensor(loader.labels[np.arange(bs) % len(loader.labels)]).to(device)}
 
     def load(stream) -> int:
         batch = next(stream)
@@ -128,8 +130,9 @@ def bench(cfg: FitConfig, steps: int | None = None, warmup: int | None = None, b
     precision, amp = amp_context(cfg, device)
     # the baseline first, while no pipeline of ours holds worker processes
     baseline = paper_path(baseline_png, cfg, warmup, repeat, device) if baseline_png else {}
-    loader = make_loader(cfg, get_method("ce"), ss, device)
-    parts = _step_parts(cfg, ss, loader, device, precision, amp)
+    method = get_method(BASELINE[task_of(ss.manifest).name])
+    loader = make_loader(cfg, method, ss, device)
+    parts = _step_parts(cfg, ss, loader, device, precision, amp, method.loss)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     runs = [_measure(parts, loader, cfg, ss, steps, warmup) for _ in range(repeat)]
