@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_fit
+from conftest import shards_and_start, tiny_fit
 from eval.predictions import read_predictions
 from shards.errors import UsageError
 from train import load_model
 from train.__main__ import main
 from train.fit import fit
+from train.methods import get_method
 from train.predict import find_images, predict, predict_logits
 
 # On the CPU both loaders decode the shards' JPEG with libjpeg-turbo as PIL does: the logits agree to float32
@@ -72,10 +73,10 @@ def test_predict_reproduces_a_dali_runs_test_predictions(dali_run, raw_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method,kw", [("crt", {}), ("crt", {"crt_features": True}), ("tau-norm", {}),
-                                       ("ldam", {})], ids=["crt", "crt-features", "tau-norm", "ldam"])
-def test_load_model_gives_every_stage_the_model_its_run_evaluated(method, kw, stage1_run, shards_dir, raw_dir,
-                                                                  tmp_path):
-    extra = {"init_from": str(stage1_run)} if method != "ldam" else {}
+                                       ("ldam", {}), ("crt-bce", {"crt_features": True})],
+                         ids=["crt", "crt-features", "tau-norm", "ldam", "crt-bce-features"])
+def test_load_model_gives_every_stage_the_model_its_run_evaluated(method, kw, request, raw_dir, tmp_path):
+    shards_dir, extra = shards_and_start(request, get_method(method))
     run = tmp_path / method
     assert fit(tiny_fit(shards_dir, run, method=method, epochs=1, **extra, **kw)) == "finished"
     tm = load_model(run)
@@ -84,7 +85,7 @@ def test_load_model_gives_every_stage_the_model_its_run_evaluated(method, kw, st
         tau = torch.load(run / "best.pt", weights_only=True)["tau"]
         assert tm.tau == tau == tm.metadata()["tau"] and tm.model.head.bias is None
     if method.startswith("crt"):  # best.pt holds the frozen stage-1 backbone and the new classifier
-        stage1 = torch.load(stage1_run / "best.pt", weights_only=True)["model"]
+        stage1 = torch.load(f"{extra['init_from']}/best.pt", weights_only=True)["model"]
         ours = torch.load(run / "best.pt", weights_only=True)["model"]
         assert all(torch.equal(ours[k], v) for k, v in stage1.items() if k.startswith("backbone."))
     assert_reproduces_test_predictions(run, raw_dir)
