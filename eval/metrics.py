@@ -147,8 +147,9 @@ def multilabel_f1(labels, scores, thresholds=0.5) -> float:
 def tune_thresholds(labels, scores, grid=np.linspace(0.01, 0.99, 99), default: float = 0.5) -> np.ndarray:
     """Per class, the threshold of ``grid`` with the best F1 on these (validation) labels; the lowest on ties.
     A class with no positive here keeps ``default``: every threshold scores F1 0 on it, and the lowest would
-    call nearly every image positive."""
-    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores)
+    call nearly every image positive. The grid is rounded to 6 decimals first, so a threshold reads as the
+    0.48 of the grid, not linspace's 0.48000000000000004, in summaries and tables."""
+    labels, scores, grid = np.asarray(labels, dtype=bool), np.asarray(scores), np.round(np.asarray(grid, float), 6)
     best = np.full(labels.shape[1], default)
     for c in np.flatnonzero(labels.any(axis=0)):
         f1 = [multilabel_f1(labels[:, [c]], scores[:, [c]], t) for t in grid]

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from sklearn import metrics as sk
@@ -78,6 +80,13 @@ def test_a_class_without_validation_positives_keeps_the_threshold_0_5_instead_of
     labels = np.array([[1, 0], [0, 0], [1, 0]])
     scores = np.array([[0.9, 0.3], [0.1, 0.6], [0.6, 0.2]])
     assert m.tune_thresholds(labels, scores).tolist() == [0.11, 0.5]
+
+
+def test_tuned_thresholds_are_the_grid_values_as_written_not_linspaces_rounding_error():
+    # linspace(0.01, 0.99, 99)[47] is 0.48000000000000004; only 0.48 on the grid takes 0.485 and not 0.475
+    assert np.linspace(0.01, 0.99, 99)[47] != 0.48
+    thresholds = m.tune_thresholds(np.array([[1], [0]]), np.array([[0.485], [0.475]]))
+    assert thresholds.tolist() == [0.48] and json.dumps(thresholds.tolist()) == "[0.48]"
 
 
 def test_group_means_of_the_per_class_ap_average_each_groups_ap_and_leave_an_empty_group_nan():
