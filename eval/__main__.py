@@ -8,7 +8,7 @@ from shards.errors import UsageError
 from shards.flags import int_at_least
 
 from .report import report
-from .table import find_runs, write_table
+from .table import find_runs, table_files, write_table
 
 
 def parse(argv):
@@ -25,7 +25,9 @@ def parse(argv):
                                      "(md, tex, csv, comparison png)",
                        formatter_class=defaults)
     t.add_argument("paths", nargs="+", type=Path, help="run dirs, or suite dirs holding them")
-    t.add_argument("--out", type=Path, required=True, help="prefix: writes PREFIX.md, .tex, .csv, .png (required)")
+    # no default to show: SUPPRESS keeps ArgumentDefaultsHelpFormatter from adding "(default: None)"
+    t.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
+                   help="prefix: writes PREFIX.md, .tex, .csv, .png (required)")
     t.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")
     t.add_argument("--by-patient", action="store_true", help="bootstrap whole patients, not images")
     return p.parse_args(argv)
@@ -44,6 +46,7 @@ def main(argv=None) -> int:
                 raise UsageError(f"no finished runs (summary.json) in {', '.join(map(str, a.paths))}; give run dirs "
                                  f"or suite dirs")
             print(write_table(a.paths, a.out, a.resamples, a.by_patient))
+            print(f"written: {', '.join(map(str, table_files(a.out)))}")
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

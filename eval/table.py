@@ -4,7 +4,7 @@ title and notes.
 One row per method, in the paper's order (others after it). Single-label: Head, Medium, Tail and Avg accuracy
 on balanced-test; mF1 and bAcc on test. Multi-label (the CXR-LT numbers, all on test): mAP, Head, Medium and
 Tail mAP, AUROC, F1 at 0.5 and at per-class thresholds tuned on val; no published numbers to compare with. A
-table of both tasks is refused. Several seeds: mean +- standard deviation; one seed: the
+table of both tasks is refused; settings that differ between rows are noted under it. Several seeds: mean +- standard deviation; one seed: the
 bootstrap 95% interval of each number. Per column the best point estimate is bold and the second
 best underlined (ties share the mark). On real images the published bAcc of the method and the
 difference sit beside ours; runs on synthetic pixels are marked as such and never compared.
@@ -20,6 +20,7 @@ from .predictions import count_predictions
 from .published import PUBLISHED_BACC
 from .runs import SYNTHETIC, describe, is_synthetic, read_json, task_of_run
 from .summary import GROUPS_NOTE, MULTILABEL_HEADS, RESAMPLE_NOTE
+from .table_checks import check_one_kind, check_one_setting, check_one_task, settings_note
 
 COLUMNS = [("head", "Head"), ("medium", "Medium"), ("tail", "Tail"), ("avg", "Avg"), ("mf1", "mF1"),
            ("bacc", "bAcc")]
@@ -42,31 +43,6 @@ def find_runs(paths) -> list[Path]:
         else:  # a suite dir; runs that `train fit --resume never` moved aside (NAME.old-TIME) are not in it
             runs += sorted(q.parent for q in p.glob("*/summary.json") if ".old-" not in q.parent.name)
     return runs
-
-
-# config fields that say where and how a run ran, not what it trained
-NOT_SETTINGS = {"out", "seed", "shards", "init_from", "device", "loader", "workers", "resume", "checkpoint_minutes",
-                "tensorboard", "compile", "deterministic"}
-
-
-def _check_one_setting(method: str, items: list) -> None:
-    """The runs of one method in one row differ by seed only: other settings, other shards or a seed twice
-    (``train suite --rerun-changed`` leaves NAME and NAME-2) are refused, naming the runs."""
-    first, _, base = items[0]
-    seeds = {}
-    for run, summary, meta in items:
-        cfg, ref = meta["config"], base["config"]
-        diff = [f"{k}: {ref[k]!r} vs {cfg[k]!r}" for k in sorted(set(ref) & set(cfg) - NOT_SETTINGS)
-                if ref[k] != cfg[k]]
-        if summary.get("index_sha256") != items[0][1].get("index_sha256"):
-            diff.append("another shards index")
-        if diff:
-            raise UsageError(f"{first} and {run} both ran {method} but with other settings ({'; '.join(diff)}); "
-                             "give the run dirs of one setting")
-        if cfg.get("seed") in seeds:
-            raise UsageError(f"{seeds[cfg.get('seed')]} and {run} are both {method} seed {cfg.get('seed')}; "
-                             "give the run dirs of one of them")
-        seeds[cfg.get("seed")] = run
 
 
 def _numbers(summary: dict, task: str) -> dict:
@@ -119,24 +95,6 @@ def _images(run: Path, task: str) -> dict:
             else np.nan for view in views}
 
 
-def _check_one_kind(synthetic: dict[Path, bool]) -> bool:
-    """Whether the runs are on synthetic pixels; a table mixing them with real images is refused."""
-    kinds = set(synthetic.values())
-    if len(kinds) > 1:
-        fake = ", ".join(str(r) for r, s in synthetic.items() if s)
-        raise UsageError(f"the runs mix synthetic pixels ({fake}) with real images; make one table of each")
-    return kinds == {True}
-
-
-def _check_one_task(tasks: dict[Path, str]) -> str:
-    """The task of the runs; a table mixing single- and multi-label runs is refused."""
-    if len(set(tasks.values())) > 1:
-        multi = ", ".join(str(r) for r, t in tasks.items() if t == "multi-label")
-        raise UsageError(f"the runs mix multi-label ({multi}) with single-label runs; their numbers differ, "
-                         "make one table of each")
-    return next(iter(tasks.values()))
-
-
 def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> pd.DataFrame:
     """One row per method: mean, spread (std or interval) and seeds of each column, plus the published bAcc
     on real single-label images. ``attrs`` holds the title, whether the pixels are synthetic and the task."""
@@ -144,11 +102,11 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     for run in runs:
         summary, meta = read_json(run / "summary.json"), read_json(run / "config.json")
         by_method.setdefault(summary["method"], []).append((run, summary, meta))
-    task = _check_one_task({run: task_of_run(run) for run in runs})
-    synthetic = _check_one_kind({run: is_synthetic(run) for run in runs})
+    task = check_one_task({run: task_of_run(run) for run in runs})
+    synthetic = check_one_kind({run: is_synthetic(run) for run in runs})
     rows = []
     for method, items in by_method.items():
-        _check_one_setting(method, items)
+        check_one_setting(method, items)
         run, _, meta = items[0]
         row = {"method": method, "seeds": len(items), **_spread(items, task, n_boot, seed, by_patient),
                **_images(run, task), "dataset": meta["dataset"], "model": meta["config"].get("model", "?"),
@@ -165,6 +123,7 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     table.attrs["title"] = f"Long-tailed methods on {describe(metas)}" + (f" - {SYNTHETIC}" if synthetic else "")
     table.attrs["synthetic"] = synthetic
     table.attrs["task"] = task
+    table.attrs["settings"] = settings_note(by_method)
     return table
 
 
@@ -207,6 +166,8 @@ def notes(table: pd.DataFrame) -> list[str]:
             if not s.startswith("none")]
     if table.attrs.get("task") == "multi-label" and table["spread"].str.contains("bootstrap").any():
         out.append(f"{RESAMPLE_NOTE}.")
+    if table.attrs.get("settings"):
+        out.append(table.attrs["settings"])
     out.append("Bold: best, underlined: second best in each column, by point estimate (ties share the mark; "
                "a difference may lie within the spread).")
     if table.attrs.get("synthetic"):
@@ -259,6 +220,12 @@ def render(table: pd.DataFrame) -> dict[str, str]:
     return {"md": "\n".join(md) + "\n", "tex": "\n".join(tex) + "\n", "csv": table.to_csv(index=False)}
 
 
+def table_files(prefix: Path) -> list[Path]:
+    """What write_table writes: PREFIX.md, .tex, .csv and .png."""
+    prefix = Path(prefix)
+    return [prefix.with_name(f"{prefix.name}.{ext}") for ext in ("md", "tex", "csv", "png")]
+
+
 def write_table(paths, prefix: Path, n_boot: int = 1000, by_patient: bool = False) -> str:
     """PREFIX.md, .tex, .csv and the comparison figure PREFIX.png; returns the Markdown."""
     from .figures import save, suite_comparison
@@ -269,9 +236,9 @@ def write_table(paths, prefix: Path, n_boot: int = 1000, by_patient: bool = Fals
                          f"give run dirs or suite dirs whose runs have finished")
     table = collect(runs, n_boot=n_boot, by_patient=by_patient)
     out = render(table)
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    for ext, text in out.items():
-        prefix.with_name(f"{prefix.name}.{ext}").write_text(text)
-    save(suite_comparison(table, table.attrs["title"]), prefix.with_name(f"{prefix.name}.png"))
+    *texts, png = table_files(prefix)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    for path in texts:
+        path.write_text(out[path.suffix[1:]])
+    save(suite_comparison(table, table.attrs["title"]), png)
     return out["md"]

@@ -240,13 +240,14 @@ def test_the_multilabel_table_has_the_cxr_lt_columns_sd_over_seeds_or_an_interva
     assert "All on test (120 images). mAP: macro average precision" in out["md"]
 
 
-def test_a_table_mixing_single_and_multilabel_runs_is_refused_naming_the_multilabel_ones(tmp_path):
+def test_a_table_mixing_single_and_multilabel_runs_is_refused_naming_a_few_of_each(tmp_path):
     from test_table import fake_run
 
-    single = fake_run(tmp_path, "ce", "ce", 0, 0.2, synthetic=True)
+    singles = [fake_run(tmp_path, f"ce{i}", "ce", i, 0.2, synthetic=True) for i in range(5)]
     multi, _ = ml_run(tmp_path)
-    with pytest.raises(UsageError, match=f"the runs mix multi-label \\({multi}\\) with single-label runs"):
-        collect([single, multi])
+    with pytest.raises(UsageError, match=f"the runs mix multi-label \\({multi}\\) with single-label ones "
+                       f"\\({singles[0]}, {singles[1]}, {singles[2]} and 2 more\\); their numbers differ"):
+        collect([*singles, multi])
 
 
 def test_the_table_command_writes_every_format_for_multilabel_runs(tmp_path, capsys):

@@ -167,3 +167,44 @@ def test_the_comparison_figure_of_synthetic_runs_says_so_and_draws_no_published_
     assert "SYNTHETIC" in fig._suptitle.get_text()
     assert not fig.axes[0].collections or all("published" not in t.get_text() for t in fig.legends[0].get_texts())
     plt.close(fig)
+
+
+def _config(**settings):
+    return {"config": {"seed": 0, "model": "tiny", "image_size": 64, "lr": 1e-4, "epochs": 40, **settings}}
+
+
+def test_rows_trained_with_other_settings_get_a_note_naming_each_setting_and_its_value_per_method(tmp_path):
+    runs = [fake_run(tmp_path, "asl", "asl", 0, 0.2, **_config(drw_epoch=5, out="a", init_from="")),
+            fake_run(tmp_path, "bce", "bce", 0, 0.3, **_config()),
+            fake_run(tmp_path, "rw", "rw-bce", 0, 0.1, **_config(image_size=32, lr=1e-2, epochs=2, drw_epoch=9,
+                                                                 out="b", init_from="x", workers=1))]
+    note = ("Settings differ between rows: epochs 40 (asl, bce), 2 (rw-bce); image_size 64 (asl, bce), 32 (rw-bce); "
+            "lr 0.0001 (asl, bce), 0.01 (rw-bce).")
+    out = render(collect(runs))
+    assert note in out["md"].split("\n\n")[-1].splitlines()
+    assert r"image\_size 64 (asl, bce), 32 (rw-bce)" in out["tex"]
+    assert "Settings differ" not in render(collect(runs[:2]))["md"]  # method-specific and where-run fields only
+
+
+def test_two_runs_of_one_seed_from_other_stage1_runs_are_refused_saying_so_and_what_to_do(tmp_path):
+    runs = [fake_run(tmp_path, "crt-a", "crt-bce", 0, 0.2, **_config(init_from="suite/bce-seed0")),
+            fake_run(tmp_path, "crt-b", "crt-bce", 0, 0.3, **_config(init_from="other/bce-seed0"))]
+    with pytest.raises(UsageError, match=f"^{runs[0]} and {runs[1]} are both crt-bce seed 0 but differ in their "
+                       "stage-1 run \\(--init-from suite/bce-seed0 vs other/bce-seed0\\); pass the runs of one "
+                       "stage-1 run, or put them in separate tables$"):
+        collect(runs)
+
+
+def test_the_table_command_says_which_files_it_wrote_and_its_help_shows_no_default_for_the_required_out(tmp_path,
+                                                                                                        capsys):
+    from eval.__main__ import main
+
+    run = fake_run(tmp_path, "ce", "ce", 0, 0.2)
+    assert main(["table", str(run), "--out", str(tmp_path / "t")]) == 0
+    written = f"written: {tmp_path}/t.md, {tmp_path}/t.tex, {tmp_path}/t.csv, {tmp_path}/t.png"
+    assert capsys.readouterr().out.splitlines()[-1] == written
+    with pytest.raises(SystemExit):
+        main(["table", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--out OUT prefix: writes PREFIX.md, .tex, .csv, .png (required) --resamples" in help_text
+    assert "(default: None)" not in help_text
