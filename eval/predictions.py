@@ -58,7 +58,9 @@ def _reading(path: Path):
     try:
         yield
     except FileNotFoundError:
-        raise UsageError(f"{path} is missing; rerun the run's fit command (it rewrites the predictions)") from None
+        run = Path(path).parent.parent
+        raise UsageError(f"{path} is missing; to write it again, move {run / 'summary.json'} aside and rerun the "
+                         f"run's fit command (it evaluates best.pt again; nothing is trained)") from None
     except (pa.ArrowException, OSError) as e:
         raise UsageError(f"{path} is damaged ({e}); rerun the fit command into a new --out") from None
 

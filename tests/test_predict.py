@@ -127,7 +127,8 @@ def test_png_variants_of_one_image_give_the_same_input(stage1_run, raw_dir, tmp_
     assert (tm.preprocess(tmp_path / "x.jpg") - want).abs().max() < 0.2  # JPEG's own loss, nothing else
 
 
-def test_an_unreadable_file_is_named_with_its_reason_and_nothing_is_written(stage1_run, raw_dir, tmp_path):
+def test_an_unreadable_file_is_named_with_its_reason_and_nothing_is_written(stage1_run, raw_dir, tmp_path, capsys,
+                                                                           caplog):
     images = tmp_path / "images"
     images.mkdir()
     good = next(raw_dir.rglob("*.png"))
@@ -137,9 +138,13 @@ def test_an_unreadable_file_is_named_with_its_reason_and_nothing_is_written(stag
     with pytest.raises(UsageError, match=r"b\.png: cannot decode.*--skip-bad"):
         predict(load_model(stage1_run), images, out, workers=0)
     assert not out.exists() and list(tmp_path.glob(".p.csv*")) == []
+    capsys.readouterr()
     assert main(["predict", str(stage1_run), "--images", str(images), "--out", str(out), "--skip-bad",
                  "--workers", "0"]) == 0
     assert pd.read_csv(out)["path"].tolist() == [str(images / "a.png")]
+    said = capsys.readouterr()
+    assert (said.out + said.err + caplog.text).count("b.png") == 1  # named once, with its reason
+    assert f"{out}: probabilities for 1 image (1 unreadable, skipped)" in said.out
     assert main(["predict", str(stage1_run), "--images", str(images), "--out", str(out), "--workers", "0"]) == 2
 
 
@@ -179,7 +184,7 @@ def test_predict_on_a_multi_label_run_gives_a_sigmoid_per_class_and_the_findings
     summary = json.loads((ml_stage1_run / "summary.json").read_text())
     tuned = [summary["per_class"][c]["threshold"] for c in tm.class_names]
     assert tm.task == "multi-label" and "a sigmoid per class" in tm.metadata()["input"]
-    assert tm.thresholds == tuned == tm.metadata()["thresholds"]
+    assert tm.thresholds == tuned == tm.metadata()["thresholds"] and tm.metadata()["synthetic"] is True
     paths = originals(raw_dir, saved.keys[:8])
     listing = tmp_path / "images.csv"
     pd.DataFrame({"path": [str(p) for p in paths]}).to_csv(listing, index=False)
@@ -190,6 +195,8 @@ def test_predict_on_a_multi_label_run_gives_a_sigmoid_per_class_and_the_findings
         out = tmp_path / f"predictions{len(flag)}.csv"
         assert main(["predict", str(ml_stage1_run), "--images", str(listing), "--out", str(out), "--workers", "0",
                      *flag]) == 0
+        said = capsys.readouterr().out
+        assert ("each class's threshold tuned on val" if not flag else "probability 0.5 or more, every class") in said
         table = pd.read_csv(out, keep_default_na=False).set_index("path").loc[[str(p) for p in paths]]
         assert list(table.columns) == [*tm.class_names, "findings"]
         np.testing.assert_allclose(table[tm.class_names].to_numpy(), probs, atol=1e-5)
@@ -197,4 +204,12 @@ def test_predict_on_a_multi_label_run_gives_a_sigmoid_per_class_and_the_findings
         assert table["findings"].tolist() == want
     capsys.readouterr()
     assert main(["predict", str(ml_stage1_run), "--images", str(listing), "--threshold", "2"]) == 2
-    assert "--threshold 2: give tuned or a probability between 0 and 1" in capsys.readouterr().err
+    assert "--threshold 2: give tuned or a probability strictly between 0 and 1" in capsys.readouterr().err
+
+
+def test_threshold_on_a_single_label_run_says_it_does_not_apply(stage1_run, raw_dir, tmp_path, capsys):
+    image = next(raw_dir.rglob("*.png"))
+    assert main(["predict", str(stage1_run), "--images", str(image), "--out", str(tmp_path / "p.csv"),
+                 "--workers", "0", "--threshold", "0.3"]) == 0
+    assert "note: --threshold is for multi-label runs" in capsys.readouterr().out
+    assert list(pd.read_csv(tmp_path / "p.csv").columns)[-2:] == ["predicted", "probability"]

@@ -153,3 +153,26 @@ def test_fit_from_python_logs_to_train_log_and_a_crash_leaves_its_traceback_ther
         fit(tiny_fit(shards_dir, tmp_path / "crash", epochs=1))
     log = (tmp_path / "crash" / "train.log").read_text()
     assert "Traceback" in log and "RuntimeError: boom in the trainer" in log
+
+
+def test_a_missing_predictions_file_is_written_again_the_way_its_error_says(shards_dir, tmp_path):
+    from eval.report import report
+
+    run = tmp_path / "run"
+    assert fit(tiny_fit(shards_dir, run, epochs=1)) == "finished"
+    before = (run / "predictions" / "test.parquet").read_bytes()
+    metrics = (run / "metrics.csv").read_bytes()
+    (run / "predictions" / "test.parquet").unlink()
+    with pytest.raises(UsageError, match=f"move {run / 'summary.json'} aside and rerun the run's fit command"):
+        report(run)
+    (run / "summary.json").rename(tmp_path / "summary.json")
+    assert fit(tiny_fit(shards_dir, run, epochs=1)) == "finished"
+    assert (run / "predictions" / "test.parquet").read_bytes() == before
+    assert (run / "metrics.csv").read_bytes() == metrics and (run / "summary.json").exists()
+
+
+def test_a_two_stage_method_without_init_from_names_the_flag_and_the_stage_one_method(ml_shards_dir, tmp_path):
+    with pytest.raises(UsageError, match=r"--method crt-bce starts from a finished stage-1 run: give --init-from "
+                                         r"RUN, where RUN is the --out of `python -m train fit --method bce"):
+        fit(tiny_fit(ml_shards_dir, tmp_path / "crt", "crt-bce"))
+    assert not (tmp_path / "crt").exists()

@@ -36,7 +36,7 @@ class FitConfig:
     channels: int = opt(3, "model input: 3 = the grey image in each of R, G, B (the paper); "
                         "1 = grey only, conv1's ImageNet weights summed over RGB", choices=(3, 1))
     epochs: int = opt(60, "at most this many epochs", at_least=1)
-    patience: int = opt(15, "stop after this many epochs without a better val balanced accuracy", at_least=1)
+    patience: int = opt(15, "stop after this many epochs without a better val balanced accuracy (val mAP on multi-label shards)", at_least=1)
     batch_size: int = opt(256, "images per step (over all GPUs under torchrun)", at_least=1)
     lr: float = opt(1e-4, "Adam learning rate", above=0)
     precision: str = opt("auto", "auto: fp16 on CUDA, fp32 on CPU", choices=("auto", "fp16", "bf16", "fp32"))
@@ -47,7 +47,7 @@ class FitConfig:
     seed: int = opt(0, "seed of the weights, the sample order and the augmentations", at_least=0)
     deterministic: bool = opt(False, "deterministic kernels (exact resume on CPU)")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
-    init_from: str = opt("", "stage-1 run dir (crt, tau-norm)")
+    init_from: str = opt("", "stage-1 run dir (crt, tau-norm: a ce run; crt-bce: a bce run)")
     allow_unfinished: bool = opt(False, "--init-from a stage-1 run that has not finished (said in the summary)")
     resume: str = opt("auto", "auto: continue or skip the run in --out; never: start over, moving an existing "
                       "run aside to OUT.old-<time>", choices=("auto", "never"))
@@ -55,7 +55,7 @@ class FitConfig:
     hflip: bool = opt(True, "random horizontal flip")
     rotation: float = opt(15.0, "random rotation up to this many degrees", at_least=0, at_most=180)
     rrc_scale: float = opt(1.0, "random-resized-crop minimum area, in (0, 1] (1: no crop)", above=0, at_most=1)
-    mixup_alpha: float = opt(0.2, "MixUp / Balanced-MixUp: lambda ~ Beta(alpha, alpha)", above=0)
+    mixup_alpha: float = opt(0.2, "MixUp / Balanced-MixUp / mixup-bce: lambda ~ Beta(alpha, alpha)", above=0)
     drw_epoch: int = opt(10, "DRW: weights and lr scale from this epoch (0-based)", at_least=0)
     drw_lr_factor: float = opt(0.1, "DRW: the learning rate is multiplied by this from --drw-epoch", above=0)
     crt_features: bool = opt(False, "cRT on backbone features computed once (no augmentation): seconds, not hours")

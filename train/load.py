@@ -38,7 +38,7 @@ class TrainedModel:
     groups: list[str] = field(default_factory=list)
     tau: float | None = None
     architecture: dict = field(default_factory=dict)
-    provenance: dict = field(default_factory=dict)   # git commit, shards index hash, dataset, precision
+    provenance: dict = field(default_factory=dict)   # git commit, shards index hash, dataset, synthetic pixels?, precision
     thresholds: list[float] | None = None  # multi-label: each class's F1 threshold, tuned on val by the run
 
     @property
@@ -117,7 +117,7 @@ def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str 
                          f"tau-norm the stage-1 run {cfg.get('init_from')!r} tells the backbone; make it reachable "
                          f"there): {str(e).splitlines()[0]}") from e
     prep = Preprocess(image["size"], image["format"], image.get("quality", 95), cfg["image_size"], arch["channels"])
-    provenance = {k: meta.get(k) for k in ("git_commit", "index_sha256", "dataset", "precision")}
+    provenance = {k: meta.get(k) for k in ("git_commit", "index_sha256", "dataset", "synthetic", "precision")}
     return TrainedModel(model.to(device).eval(), prep, meta["class_names"], cfg["method"], meta.get("groups", []),
                         ckpt.get("tau"), arch, provenance, tuned_thresholds(run, meta["class_names"]))
 

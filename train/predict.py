@@ -131,7 +131,8 @@ def findings_thresholds(tm: TrainedModel, threshold: str):
         except ValueError:
             value = -1.0
         if not 0 < value < 1:
-            raise UsageError(f"--threshold {threshold}: give tuned or a probability between 0 and 1, such as 0.5")
+            raise UsageError(f"--threshold {threshold}: give tuned or a probability strictly between 0 and 1, "
+                             f"such as 0.5")
         return value
     if tm.thresholds is None:
         raise UsageError("--threshold tuned: the run has no tuned thresholds (its summary.json is missing or "
@@ -147,4 +148,14 @@ def predict(tm: TrainedModel, images: Path, out: Path, batch_size: int = 64, wor
     paths = find_images(images)
     logits, kept, bad = predict_logits(tm, paths, batch_size, workers, skip_bad, amp)
     write_table(out, probability_table([paths[i] for i in kept], logits, tm.class_names, tm.task, cut))
-    return {"images": len(kept), "skipped": bad, "out": str(out)}
+    return {"images": len(kept), "skipped": bad, "out": str(out), "findings": describe_thresholds(cut)}
+
+
+def describe_thresholds(cut) -> str | None:
+    """What a multi-label CSV's findings were cut at, in words (None for single-label)."""
+    if cut is None:
+        return None
+    if np.ndim(cut) == 0:
+        return f"findings at probability {cut:g} or more, every class"
+    return (f"findings at each class's threshold tuned on val by the run ({np.min(cut):g} to {np.max(cut):g}; "
+            f"a class without a val positive keeps 0.5)")

@@ -22,7 +22,7 @@ from shards.reader import open_shards
 
 from .checkpoint import load_checkpoint
 from .config import FitConfig, config_changes
-from .methods import check_task, get_method
+from .methods import BASELINE, check_task, get_method
 from .run import write_json
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,14 @@ def check_method_fits(cfg: FitConfig) -> None:
 
 
 def note_unfinished_stage1(cfg: FitConfig) -> str | None:
-    """--init-from a stage-1 run that has not finished: refused, or with --allow-unfinished the note to keep."""
+    """A two-stage method's --init-from: missing or a stage-1 run that has not finished is refused (with
+    --allow-unfinished, the latter goes on, and this returns the note to keep)."""
+    method = get_method(cfg.method)
+    if not cfg.init_from:
+        raise UsageError(f"--method {method.name} starts from a finished stage-1 run: give --init-from RUN, where RUN "
+                         f"is the --out of `python -m train fit --method {BASELINE[method.task]} ...` on these shards")
     run = Path(cfg.init_from)
-    if not cfg.init_from or finished_summary(run) is not None:
+    if finished_summary(run) is not None:
         return None
     if not cfg.allow_unfinished:
         raise UsageError(f"--init-from {run}: the stage-1 run has not finished (no summary.json of its config); "

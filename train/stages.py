@@ -30,8 +30,9 @@ def head_kind(method: Method, cfg_paper_ldam: bool) -> str:
 def stage1_model(init_from: str, ss: ShardSet) -> tuple[Classifier, dict]:
     run = Path(init_from)
     if not (run / "best.pt").exists():
+        method = BASELINE[task_of(ss.manifest).name]
         raise UsageError(f"--init-from {run}: no best.pt; train the stage-1 run first (for example "
-                         f"`python -m train fit --method ce --out {run} ...`)")
+                         f"`python -m train fit --method {method} --out {run} ...`)")
     cfg1 = read_json(run / "config.json")["config"]
     method1 = get_method(cfg1["method"])
     task = task_of(ss.manifest).name

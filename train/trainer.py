@@ -130,7 +130,7 @@ class Trainer:
         restore_rng(ckpt["rng"])
         self.mix_rng.bit_generator.state = ckpt["mix_rng"]
         self.state = TrainState.from_checkpoint(ckpt["state"], self.device)
-        log.info("resumed %s at epoch %d step %d", self.run, self.state.epoch, self.state.step)
+        log.info("resumed %s in epoch %d at step %d", self.run, self.state.epoch + 1, self.state.step)
 
     # the loop ------------------------------------------------------------------
     def train(self, flag: StopFlag, stop=None) -> str:
@@ -147,8 +147,8 @@ class Trainer:
                 break
             if not self._epoch(flag, stop):
                 self.save_last()
-                log.warning("interrupted at epoch %d step %d; checkpoint in %s: rerun the same command to resume",
-                            s.epoch, s.step, self.run / "last.pt")
+                log.warning("interrupted in epoch %d at step %d; checkpoint in %s: rerun the same command to resume",
+                            s.epoch + 1, s.step, self.run / "last.pt")
                 return "interrupted"
         return "finished"
 
@@ -204,9 +204,9 @@ class Trainer:
         epoch, step, rows = where
         keys = self.loader.train_rows["key"].iloc[rows.numpy()].tolist()
         value = float(loss)
-        write_json(self.run / "nonfinite_batch.json", {"epoch": epoch, "step": step, "loss": str(value),
+        write_json(self.run / "nonfinite_batch.json", {"epoch": epoch + 1, "step": step, "loss": str(value),
                                                         "keys": keys})
-        raise NonFiniteLoss(f"loss became {value} at epoch {epoch} step {step}; the batch's keys are in "
+        raise NonFiniteLoss(f"loss became {value} in epoch {epoch + 1} at step {step}; the batch's keys are in "
                             f"{self.run / 'nonfinite_batch.json'}. Lower --lr, or try --precision bf16 / fp32")
 
     def predict(self, view: str):
@@ -233,9 +233,10 @@ class Trainer:
                "skipped_steps": s.skipped, "images_per_s": n / max(seconds, 1e-9), "seconds": seconds}
         s.history.append(row)
         sel = task.select
-        log.info("epoch %d: train loss %.4f %s %.3f | val loss %.4f %s %.3f auroc %.3f | %.0f img/s",
-                 epoch + 1, row["train_loss"], sel, row[f"train_{sel}"], row["val_loss"], sel, row[f"val_{sel}"],
-                 row["val_auroc"], row["images_per_s"])
+        val_loss = get_method(BASELINE[task.name]).loss  # the plain loss of the task, whatever the method trains
+        log.info("epoch %d: train loss (%s) %.4f %s %.3f | val loss (%s) %.4f %s %.3f auroc %.3f | %.0f img/s",
+                 epoch + 1, self.method.loss, row["train_loss"], sel, row[f"train_{sel}"], val_loss, row["val_loss"],
+                 sel, row[f"val_{sel}"], row["val_auroc"], row["images_per_s"])
         self._keep_best(row)
         if self.world.main:
             write_metrics(self.run / "metrics.csv", s.history)

@@ -23,8 +23,8 @@ def add_parsers(sub) -> None:
                    "'path' column (relative to the CSV's folder)")
     p.add_argument("--out", default="predictions.csv", help="CSV: path, one probability per class, then predicted "
                    "and probability (single-label) or findings (multi-label)")
-    p.add_argument("--threshold", default="tuned", help="multi-label runs: a finding is listed when its probability "
-                   "reaches this; tuned: each class's threshold tuned on val by the run (its F1@tuned)")
+    p.add_argument("--threshold", default=None, help="multi-label runs: a finding is listed when its probability "
+                   "reaches this; tuned (the default): each class's threshold tuned on val by the run (its F1@tuned)")
     p.add_argument("--skip-bad", action="store_true", help="leave unreadable files out (listed) instead of stopping")
     p.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
     p.add_argument("--workers", type=int_at_least(0), default=min(4, os.cpu_count() or 1), help="DataLoader worker processes")
@@ -56,9 +56,13 @@ def run(a, say=print) -> int:
     if precision == "auto":
         precision = (tm.provenance.get("precision") or "fp32") if device.type == "cuda" else "fp32"
     _, amp = amp_context(SimpleNamespace(precision=precision), device)
-    result = predict(tm, Path(a.images), Path(a.out), a.batch_size, a.workers, a.skip_bad, amp, a.threshold)
-    for path, why in result["skipped"]:
-        say(f"skipped {path}: {why}")
-    say(f"{result['out']}: probabilities for {result['images']} images"
-        + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else ""))
+    if a.threshold is not None and tm.task != "multi-label":
+        say(f"note: --threshold is for multi-label runs; {a.run} is a {tm.task} run: its CSV gives the most "
+            f"probable class")
+    result = predict(tm, Path(a.images), Path(a.out), a.batch_size, a.workers, a.skip_bad, amp,
+                     a.threshold or "tuned")
+    n = result["images"]  # each skipped file was logged as it was met
+    say(f"{result['out']}: probabilities for {n} image{'s' if n != 1 else ''}"
+        + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else "")
+        + (f"; {result['findings']}" if result["findings"] else ""))
     return 0
