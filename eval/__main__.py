@@ -15,7 +15,8 @@ def parse(argv):
     defaults = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="python -m eval", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("report", help="a run's numbers with 95%% intervals, tables and figures, in RUN/report/",
+    r = sub.add_parser("report", help="a run's numbers with 95%% intervals, tables and figures, in RUN/report/ "
+                       "(--by-patient: RUN/report-by-patient/)",
                        formatter_class=defaults)
     r.add_argument("run", type=Path, help="a run dir (the --out of python -m train fit)")
     r.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")

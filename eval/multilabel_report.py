@@ -45,11 +45,11 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
 
 
 def per_class_table(run: Path, s: dict) -> pd.DataFrame:
-    """One row per class: group, training images, test positives, AP with its interval, AUROC, threshold."""
+    """One row per class: group, training positives, test positives, AP with its interval, AUROC, threshold."""
     meta = read_json(run / "config.json")
     rows = [s["per_class"][name] for name in meta["class_names"]]
     return pd.DataFrame({
-        "class": meta["class_names"], "group": meta["groups"], "train_images": meta["train_counts"],
+        "class": meta["class_names"], "group": meta["groups"], "train_positives": meta["train_counts"],
         "test_positives": [r["support"] for r in rows], "test_ap": [r["ap"]["value"] for r in rows],
         "ap_lo": [r["ap"]["ci95"][0] for r in rows], "ap_hi": [r["ap"]["ci95"][1] for r in rows],
         "test_auroc": [r["auroc"]["value"] for r in rows], "val_threshold": [r["threshold"] for r in rows]})

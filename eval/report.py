@@ -142,9 +142,9 @@ def headline_table(heads: list[str], entries: list[dict]) -> list[str]:
 
 def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[str],
          figure_links: dict[str, str]) -> str:
-    """report.md of either task: the title, the main table and what its numbers are, the per-class
+    """report.md of either task: the title (with the bootstrap's unit), the main table and what its numbers are, the per-class
     section and the figures (file -> alt text)."""
-    lines = [f"# Report: {title(s, run)}", "", *headline, "", notes, "", "## Per class", "", *per_class, "",
+    lines = [f"# Report: {title(s, run)}; 95% intervals by {s['bootstrap']['unit']}", "", *headline, "", notes, "", "## Per class", "", *per_class, "",
              "## Figures", ""]
     lines += [f"![{alt}]({name})" for name, alt in figure_links.items()]
     return "\n".join(lines) + "\n"
@@ -177,6 +177,7 @@ def _figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str,
 
 
 def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> Path:
+    """Writes the report into RUN/report/, or RUN/report-by-patient/; returns that dir."""
     run = finished(run)
     steps = numbers, per_class_table, _figures, markdown
     if task_of_run(run) == "multi-label":
@@ -185,7 +186,7 @@ def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fals
         steps = ml.numbers, ml.per_class_table, ml.write_figures, ml.markdown
     numbers_of, per_class_of, figures_of, markdown_of = steps
     logged = read_json(run / "summary.json")
-    out = run / "report"
+    out = run / ("report-by-patient" if by_patient else "report")  # by-image and by-patient reports side by side
     out.mkdir(exist_ok=True)
     s = numbers_of(run, n_boot, seed, by_patient)
     (out / "summary.json").write_text(json.dumps(s, indent=1))

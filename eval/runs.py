@@ -30,6 +30,8 @@ def finished(run: Path) -> Path:
     run = Path(run)
     if not run.exists():
         raise UsageError(f"{run} does not exist; give a run dir (the --out of train fit)")
+    if not (run / "config.json").exists():
+        raise UsageError(f"{run} is not a run dir (no config.json); give the --out of a `python -m train fit`")
     if not (run / "summary.json").exists():
         raise UsageError(f"{run}: no summary.json; the run has not finished (rerun its fit command)")
     return run

@@ -212,6 +212,8 @@ def test_the_multilabel_report_lists_each_classs_ap_auroc_support_and_group_and_
     assert "over the classes with a positive in test (6 of 6;" in text and "tuned for F1 on val (80 images)" in text
     per_class = pd.read_csv(out / "per_class.csv")
     assert per_class["class"].tolist() == NAMES and per_class["group"].tolist() == GROUPS
+    assert per_class.columns[:4].tolist() == ["class", "group", "train_positives", "test_positives"]
+    assert "| class | group | train_positives | test_positives | test_ap |" in text
     assert per_class["test_positives"].tolist() == preds["test"][1].sum(0).astype(int).tolist()
     assert np.allclose(per_class["test_ap"], [logged["per_class"][n]["ap"] for n in NAMES])
     assert np.allclose(per_class["test_auroc"], [logged["per_class"][n]["auroc"] for n in NAMES])

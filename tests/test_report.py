@@ -48,9 +48,15 @@ def test_report_writes_readable_tables_and_non_empty_figures(stage1_run):
         assert data.startswith(b"\x89PNG") and len(data) > 10_000
 
 
-def test_patient_bootstrap_is_available(stage1_run):
-    s = json.loads((report(stage1_run, n_boot=50, by_patient=True) / "summary.json").read_text())
-    assert s["bootstrap"]["unit"] == "patient"
+def test_the_patient_bootstrap_report_goes_beside_the_image_one_and_its_title_says_its_unit(run_copy):
+    by_image, by_patient = report(run_copy, n_boot=20), report(run_copy, n_boot=20, by_patient=True)
+    assert (by_image, by_patient) == (run_copy / "report", run_copy / "report-by-patient")
+    for out, unit in ((by_image, "image"), (by_patient, "patient")):
+        assert json.loads((out / "summary.json").read_text())["bootstrap"]["unit"] == unit
+        title = (out / "report.md").read_text().splitlines()[0]
+        assert title.startswith("# Report: ce on nih-cxr-lt, model tiny, seed 0 (run ce)")
+        assert title.endswith(f"; 95% intervals by {unit}")
+        assert (out / "per_class_accuracy.png").exists()
 
 
 def test_a_run_without_training_history_still_reports(stage1_run, shards_dir, tmp_path):
@@ -61,9 +67,16 @@ def test_a_run_without_training_history_still_reports(stage1_run, shards_dir, tm
     assert "training curves" not in (out / "report.md").read_text()
 
 
-def test_report_of_an_unfinished_run_says_so(tmp_path):
-    with pytest.raises(UsageError, match="has not finished"):
+def test_report_of_a_dir_without_config_json_says_it_is_not_a_run_dir(tmp_path):
+    with pytest.raises(UsageError, match=f"^{tmp_path} is not a run dir \\(no config.json\\); give the --out of a "
+                       "`python -m train fit`$"):
         report(tmp_path)
+
+
+def test_report_of_an_unfinished_run_says_so(run_copy):
+    (run_copy / "summary.json").unlink()
+    with pytest.raises(UsageError, match="no summary.json; the run has not finished"):
+        report(run_copy)
 
 
 def test_report_of_a_path_that_does_not_exist_says_so(tmp_path):
