@@ -63,7 +63,8 @@ def _images_and_labels(p, dataset_help: str) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = _sub(sub, "synth", "write a synthetic dataset in the exact NIH layout")
+    s = _sub(sub, "synth", "write a synthetic dataset in the exact NIH layout (single-label files and the "
+             "multi-label release's miccai2023_* files over the same images)")
     s.add_argument("--out", type=Path, required=True, help="folder for images_NNN/ and labels/")
     s.add_argument("--scale", type=fraction, default=1.0, help="fraction of every split to keep, in (0, 1]")
     s.add_argument("--image-size", type=int_at_least(1), default=1024, help="side of the square PNGs, px")

@@ -70,7 +70,7 @@ def test_all_means_the_methods_of_the_shards_task(shards_dir, ml_shards_dir):
         "bce", "rw-bce", "cb-bce", "focal-bce", "asl", "distribution-balanced", "logit-adjusted-bce", "ca-bce",
         "mixup-bce", "crt-bce"]
     assert plan(["crt-bce", "asl"], "multi-label") == ["bce", "asl", "crt-bce"]
-    with pytest.raises(UsageError, match="--method ce is a single-label method"):
+    with pytest.raises(UsageError, match="--methods ce is a single-label method"):
         parse_methods("bce,ce", ml_shards_dir)
 
 

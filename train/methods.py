@@ -92,8 +92,8 @@ def methods_for(task: str) -> list[str]:
     return [name for name, m in METHODS.items() if m.task == task]
 
 
-def check_task(method: Method, task: str, shards) -> None:
+def check_task(method: Method, task: str, shards, flag: str = "--method") -> None:
     """A method of the other task is refused, naming the methods that fit these shards."""
     if method.task != task:
-        raise UsageError(f"--method {method.name} is a {method.task} method and --shards {shards} holds {task} "
+        raise UsageError(f"{flag} {method.name} is a {method.task} method and --shards {shards} holds {task} "
                          f"data; use one of: {', '.join(methods_for(task))}")

@@ -52,7 +52,7 @@ def parse_methods(text: str, shards) -> list[str]:
     if text == "everything":
         return methods_for(task)
     for name in names:
-        check_task(get_method(name), task, shards)
+        check_task(get_method(name), task, shards, "--methods")
     return names
 
 

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 DECIDE_EVERY = 16
 
 
+def _count(n: int) -> str:
+    """23.51M, or 10,260 below a million (a cRT head on a small backbone is not '0.00M')."""
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n:,}"
+
+
 class StopFlag:
     """Set by SIGTERM / SIGINT; the run checkpoints at its next decision point and returns 'interrupted'."""
 
@@ -104,10 +109,10 @@ class Trainer:
         trained = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
         images = ", ".join(f"{v} {len(self.ss.view(v))}" for v in ("train", "val", "test"))
         where = m["device"] if m["device_name"] == m["device"] else f"{m['device']} ({m['device_name']})"
-        log.info("%s: %s on %s | %s loader, %d workers | %s | %s, %.2fM parameters (%.2fM trained) | "
+        log.info("%s: %s on %s | %s loader, %d workers | %s | %s, %s parameters (%s trained) | "
                  "images: %s | batch %d x %d rank(s)", self.run, self.method.name, where,
-                 m["loader"], self.cfg.workers, self.precision, self.cfg.model, total / 1e6, trained / 1e6, images,
-                 self.cfg.batch_size, self.world.size)
+                 m["loader"], self.cfg.workers, self.precision, self.cfg.model, _count(total), _count(trained),
+                 images, self.cfg.batch_size, self.world.size)
         if m.get("synthetic"):
             log.warning("these shards hold SYNTHETIC images: the results say nothing about real X-rays")
 
