@@ -210,7 +210,7 @@ def test_the_log_tells_the_story_and_config_json_records_what_ran(shards_dir, tm
     assert fit(tiny_fit(shards_dir, out, method="rw-ldam-drw", epochs=2, drw_epoch=1)) == "finished"
     text = caplog.text
     assert "rw-ldam-drw on cpu | torch loader, 0 workers" in text and "| fp32 |" in text
-    assert "tiny, 24,996 parameters (24,996 trained)" in text and "images: train 166, val 60, test 85" in text
+    assert "tiny, 24,976 parameters (24,976 trained)" in text and "images: train 166, val 60, test 85" in text
     assert "epoch 1: new best val balanced accuracy" in text and "(the first): best.pt" in text
     assert "epoch 2: DRW switches on: rw" in text
     summary = json.loads((out / "summary.json").read_text())
