@@ -2,6 +2,7 @@
 
 Legends sit outside the axes, so they never cover data; every axis says what it measures.
 """
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +25,12 @@ PUBLISHED_LABEL = "published (Holste et al. 2022, ResNet-50)"
 def save(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def wrapped(text: str, width: int) -> str:
+    """Each line of ``text`` broken at spaces into lines of at most ``width`` characters: a long method or run
+    name would otherwise run off the figure (the layout moves text, it never wraps it)."""
+    return "\n".join(textwrap.fill(line, width, break_on_hyphens=False) for line in text.split("\n"))
 
 
 # what the curves of each task show: the selection metric, the plain validation loss, AUROC, the val split
@@ -58,7 +65,7 @@ def training_curves(metrics: pd.DataFrame, best_epoch: int | None, loss_name: st
             ax.plot(epochs, metrics[column], style, color=colour, marker="o", ms=3)
         if best_epoch:
             ax.axvline(best_epoch, color="0.3", ls=":", lw=1.2)
-        ax.set(title=panel_title, xlabel="epoch", ylabel=ylabel)
+        ax.set(title=panel_title, xlabel="epoch", ylabel=wrapped(ylabel, 40))  # 40: about the panel's height
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -67,7 +74,7 @@ def training_curves(metrics: pd.DataFrame, best_epoch: int | None, loss_name: st
     if best_epoch:
         handles.append(Line2D([], [], color="0.3", ls=":", label=f"best epoch ({best_epoch}, by val {k['short']})"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
-    fig.suptitle(title)
+    fig.suptitle(wrapped(title, 110))  # 110 characters of 12 pt span about the figure's 11 inches
     return fig
 
 
@@ -84,7 +91,9 @@ def confusion(cm: np.ndarray, class_names: list[str], title: str) -> Figure:
     ax.set_xticks(range(c), class_names, rotation=90, fontsize=7)
     ax.set_yticks(range(c), [f"{name} (n={n})" for name, n in zip(class_names, rows[:, 0])], fontsize=7)
     ax.set(xlabel="predicted class", ylabel="true class (n images)")
-    ax.set_title(f"{title}\ncell: image count; colour: fraction of the true class", fontsize=9)
+    # about 14 characters of 9 pt per inch of the axes' width
+    ax.set_title(wrapped(f"{title}\ncell: image count; colour: fraction of the true class", int(14 * (1.5 + 0.45 * c))),
+                 fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class's images (row-normalised)")
     return fig
 
@@ -107,7 +116,7 @@ def per_class_bars(balanced_test: dict, n: dict[str, int], groups: dict[str, str
         ax.text(k, 0.02, "n/a", ha="center", va="bottom", rotation=90, fontsize=8, color="0.3")
     ax.set_xticks(x, [f"{c} (n={n[c]})" for c in order], rotation=60, ha="right", fontsize=8)
     ax.set(ylabel=ylabel, ylim=(0, 1.05), xlim=(-0.6, len(order) - 0.4))
-    ax.set_title(title, fontsize=9)
+    ax.set_title(wrapped(title, 140), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     handles = [Patch(color=colour, label=g) for g, colour in GROUP_COLOURS.items()]
     handles.append(Line2D([], [], color="black", marker="|", ms=10, ls="", label="95% bootstrap interval"))
@@ -151,7 +160,7 @@ def pr_curves(labels, scores, examples: dict[str, int], class_names: list[str], 
         ax.step(np.r_[0.0, recall], np.r_[precision[0], precision], where="pre", color=GROUP_COLOURS[group],
                 label=f"{class_names[c]} ({group}, AP {ap:.3f}, n={int(labels[:, c].sum())})")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.05))
-    ax.set_title(title, fontsize=9)
+    ax.set_title(wrapped(title, 100), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
     return fig
@@ -196,5 +205,5 @@ def suite_comparison(table: pd.DataFrame, title: str) -> Figure:
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     fig.legend(handles=handles + bars, loc="outside lower center", ncol=3, frameon=False, fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(wrapped(title, 130))
     return fig

@@ -142,10 +142,10 @@ def headline_table(heads: list[str], entries: list[dict]) -> list[str]:
 
 def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[str],
          figure_links: dict[str, str]) -> str:
-    """report.md of either task: the title (with the bootstrap's unit), the main table and what its numbers are, the per-class
-    section and the figures (file -> alt text)."""
-    lines = [f"# Report: {title(s, run)}; 95% intervals by {s['bootstrap']['unit']}", "", *headline, "", notes, "", "## Per class", "", *per_class, "",
-             "## Figures", ""]
+    """report.md of either task: the title (with the bootstrap's unit), the main table and what its numbers are,
+    the per-class section and the figures (file -> alt text)."""
+    heading = f"# Report: {title(s, run)}; 95% intervals by {s['bootstrap']['unit']}"
+    lines = [heading, "", *headline, "", notes, "", "## Per class", "", *per_class, "", "## Figures", ""]
     lines += [f"![{alt}]({name})" for name, alt in figure_links.items()]
     return "\n".join(lines) + "\n"
 

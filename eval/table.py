@@ -4,10 +4,10 @@ title and notes.
 One row per method, in the paper's order (others after it). Single-label: Head, Medium, Tail and Avg accuracy
 on balanced-test; mF1 and bAcc on test. Multi-label (the CXR-LT numbers, all on test): mAP, Head, Medium and
 Tail mAP, AUROC, F1 at 0.5 and at per-class thresholds tuned on val; no published numbers to compare with. A
-table of both tasks is refused; settings that differ between rows are noted under it. Several seeds: mean +- standard deviation; one seed: the
-bootstrap 95% interval of each number. Per column the best point estimate is bold and the second
-best underlined (ties share the mark). On real images the published bAcc of the method and the
-difference sit beside ours; runs on synthetic pixels are marked as such and never compared.
+table of both tasks is refused; settings that differ between rows are noted under it. Several seeds: mean +-
+standard deviation; one seed: the bootstrap 95% interval of each number. Per column the best point estimate is
+bold and the second best underlined (ties share the mark). On real images the published bAcc of the method and
+the difference sit beside ours; runs on synthetic pixels are marked as such and never compared.
 """
 from pathlib import Path
 

@@ -7,7 +7,8 @@ from matplotlib.colors import to_hex
 from matplotlib.container import ErrorbarContainer
 from sklearn.metrics import average_precision_score
 
-from eval.figures import GROUP_COLOURS, confusion, per_class_bars, pr_curves, pr_examples, training_curves
+from eval.figures import (GROUP_COLOURS, confusion, per_class_bars, pr_curves, pr_examples, suite_comparison,
+                          training_curves)
 
 
 def _legend_boxes(fig):
@@ -135,3 +136,44 @@ def test_per_class_ap_bars_mark_a_class_without_positives_n_a_instead_of_a_bar_o
     assert ax.get_ylabel() == "AP on test"
     assert [(t.get_text(), t.get_position()[0]) for t in ax.texts] == [("n/a", 1)]
     plt.close(fig)
+
+
+LONG_TITLE = ("distribution-balanced on nih-cxr-lt-multilabel, model resnet50, seed 0 (run distribution-balanced-seed0)"
+              " - SYNTHETIC pixels, not comparable with published results")
+
+
+def _inside(fig, artist) -> bool:
+    fig.canvas.draw()
+    box = artist.get_window_extent()
+    return fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+
+
+def test_a_long_method_name_keeps_the_training_curves_title_in_the_figure_and_the_loss_label_by_its_panel():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.5, 0.4], "val_loss": [0.69, 0.6, 0.62],
+                            "train_map": [0.2, 0.3, 0.4], "val_map": [0.25, 0.35, 0.3],
+                            "train_auroc": [0.5, 0.6, 0.7], "val_auroc": [0.55, 0.6, 0.58]})
+    fig = training_curves(history, 2, "distribution-balanced", LONG_TITLE, "multi-label")
+    assert _inside(fig, fig._suptitle) and " ".join(fig._suptitle.get_text().split()) == LONG_TITLE
+    train = fig.axes[0]
+    label, panel = train.yaxis.label.get_window_extent(), train.get_window_extent()
+    assert _inside(fig, train.yaxis.label) and panel.y0 <= label.y0 and label.y1 <= panel.y1
+    assert " ".join(train.get_ylabel().split()) == "train loss (distribution-balanced, as optimised)"
+    plt.close(fig)
+
+
+def test_a_long_run_title_stays_inside_every_other_figure():
+    labels = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
+    groups = {"a": "head", "b": "medium", "c": "tail"}
+    bt = {"per_class": {"a": 0.5, "b": 0.25, "c": 0.75}, "per_class_ci95": {k: [0.1, 0.9] for k in groups}}
+    table = pd.DataFrame({"method": ["distribution-balanced"], "map": [0.3], "map_head": [0.4], "map_medium": [0.3],
+                          "map_tail": [0.2]})
+    table.attrs["task"] = "multi-label"
+    figs = [(pr_curves(labels, labels * 0.5, pr_examples(labels, list(groups.values())), list(groups), LONG_TITLE),
+             lambda f: f.axes[0].title),
+            (per_class_bars(bt, {k: 4 for k in groups}, groups, LONG_TITLE), lambda f: f.axes[0].title),
+            (confusion(np.eye(3, dtype=int), list(groups), LONG_TITLE), lambda f: f.axes[0].title),
+            (suite_comparison(table, LONG_TITLE), lambda f: f._suptitle)]
+    for fig, title in figs:
+        assert _inside(fig, title(fig)), title(fig).get_text()
+        assert " ".join(title(fig).get_text().split()).startswith(LONG_TITLE)
+        plt.close(fig)
