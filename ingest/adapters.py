@@ -6,6 +6,7 @@ reader validates them all. A record has image_id, key, patient_id, split
 labels (multi-hot) and path (relative to the image root, or None = search).
 """
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -15,6 +16,8 @@ import pandas as pd
 from shards.format import group_of, key_for
 
 from . import IngestError
+
+log = logging.getLogger(__name__)
 
 # The benchmark's published training counts (FACTS.md), in label-file column order.
 NIH_CLASSES = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis",
@@ -112,6 +115,8 @@ def _read_file(adapter: Adapter, path: Path) -> pd.DataFrame:
         raise IngestError(f"{path}, row {row + 2}: class values must be 0 or 1, got "
                           f"{values.iloc[row].tolist()}")
     labels = values.to_numpy().astype(np.int8)
+    if not adapter.single_label:
+        _warn_odd_rows(adapter, path, df[adapter.id_col], labels)
     if adapter.single_label:
         wrong = np.flatnonzero(labels.sum(axis=1) != 1)
         if len(wrong):
@@ -131,6 +136,20 @@ def _read_file(adapter: Adapter, path: Path) -> pd.DataFrame:
         "labels": list(labels),
         "path": df[adapter.path_col].map(lambda p: _safe_relpath(path, p)).to_numpy() if adapter.path_col else None,
     })
+
+
+def _warn_odd_rows(adapter: Adapter, path: Path, ids: pd.Series, labels: np.ndarray) -> None:
+    """The releases give every image a finding or "No Finding", never both: other rows are kept, and named,
+    since they usually mean a wrong or edited file."""
+    n = labels.sum(axis=1)
+    odd = {"no class at all": n == 0}
+    if "No Finding" in adapter.class_names:
+        odd['"No Finding" and a finding'] = (labels[:, adapter.class_names.index("No Finding")] == 1) & (n > 1)
+    for what, rows in odd.items():
+        if rows.any():
+            first = int(np.flatnonzero(rows)[0])
+            log.warning("%s: %d rows with %s (first: row %d, id %s); kept as they are", path, int(rows.sum()), what,
+                        first + 2, ids.iloc[first])
 
 
 def _safe_relpath(label_file: Path, p: str) -> str:

@@ -96,3 +96,19 @@ def test_a_label_file_that_is_a_folder_is_named(labels_copy):
     (labels_copy / TEST).mkdir()
     with pytest.raises(IngestError, match=f"{labels_copy / TEST} is a folder, not a label file"):
         read_labels(NIH, labels_copy)
+
+
+def test_multilabel_rows_with_no_class_or_no_finding_beside_a_finding_are_kept_and_named(labels_copy, caplog):
+    adapter = ADAPTERS["nih-cxr-lt-multilabel"]
+    read_labels(adapter, labels_copy)
+    assert "rows with" not in caplog.text  # the synthetic release has none, as the real one
+    path = labels_copy / "miccai2023_nih-cxr-lt_labels_val.csv"
+    df = pd.read_csv(path, dtype=str)
+    classes = [c for c in df.columns if c not in ("id", "subj_id")]
+    df.loc[1, classes] = "0"
+    df.loc[3, ["No Finding", "Hernia"]] = "1"
+    df.to_csv(path, index=False)
+    records, _ = read_labels(adapter, labels_copy)
+    assert f"{path}: 1 rows with no class at all (first: row 3, id {df.at[1, 'id']})" in caplog.text
+    assert f'{path}: 1 rows with "No Finding" and a finding (first: row 5, id {df.at[3, "id"]})' in caplog.text
+    assert len(records) == sum(len(pd.read_csv(p)) for p in labels_copy.glob("miccai2023_*.csv"))
