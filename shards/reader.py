@@ -85,13 +85,18 @@ class ShardSet:
             yield key, decode(self.read_bytes(shard, int(offset), int(size))), int(label)
 
 
-def open_shards(root: Path) -> ShardSet:
+def shards_manifest(root: Path) -> dict:
+    """The manifest of a finished shards dir, without opening its index (what a check before any work needs)."""
     root = Path(root)
-    manifest_path = root / MANIFEST_FILE
-    if not manifest_path.exists():
+    if not (root / MANIFEST_FILE).exists():
         raise NotAShardsDir(f"{root}: no {MANIFEST_FILE}, so no finished shards here; "
                             f"build them with `python -m ingest build-shards --out {root} ...` (it resumes)")
-    manifest = read_manifest(root)
+    return read_manifest(root)
+
+
+def open_shards(root: Path) -> ShardSet:
+    root = Path(root)
+    manifest = shards_manifest(root)
     index_sha = check_index_hash(root, manifest)  # labels and splits are the ones built (cheap: one small file)
     index, _ = read_index(root / INDEX_FILE)
     files = ShardFiles(root, index["shard"], index["offset"], index["size"], index["key"])

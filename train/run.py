@@ -12,7 +12,6 @@ from pathlib import Path
 
 from shards.atomic import write_atomic
 from shards.errors import UsageError
-from shards.writer import file_sha256
 
 WALL_CLOCK_COLUMNS = ("images_per_s", "seconds")
 
@@ -34,10 +33,6 @@ def git_commit() -> str | None:
         return r.stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         return None
-
-
-def index_hash(shards: str) -> str:
-    return file_sha256(Path(shards) / "index.parquet")
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from eval.tasks import task_of
 from shards.atomic import remove_stale_tmp
 from shards.errors import UsageError
-from shards.reader import open_shards
+from shards.reader import shards_manifest
 
 from .checkpoint import load_checkpoint
 from .config import FitConfig, config_changes
@@ -118,7 +118,7 @@ def check_resume(cfg: FitConfig, run: Path, index_sha: str) -> dict | None:
 
 def check_method_fits(cfg: FitConfig) -> None:
     """Refuse a method of the other task (single- or multi-label) than the shards' before a run dir is made."""
-    check_task(get_method(cfg.method), task_of(open_shards(cfg.shards).manifest).name, cfg.shards)
+    check_task(get_method(cfg.method), task_of(shards_manifest(cfg.shards)).name, cfg.shards)
 
 
 def note_unfinished_stage1(cfg: FitConfig) -> str | None:

@@ -14,16 +14,14 @@ import logging
 from pathlib import Path
 
 from eval.table import write_table
+from eval.tasks import task_of
 from shards.errors import UsageError
+from shards.reader import open_shards, shards_manifest
 
 from .config import FitConfig
 from .distributed import barrier, current
 from .fit import fit
-from eval.tasks import task_of
-from shards.reader import open_shards
-
 from .methods import BASELINE, METHODS, PAPER_METHODS, check_task, get_method, methods_for
-from .run import index_hash
 from .rundir import ResumeRefused, check_resume
 
 log = logging.getLogger(__name__)
@@ -46,7 +44,7 @@ def parse_methods(text: str, shards) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
     if not names:
         raise UsageError(f"--methods {text!r}: no method names; give all, everything or names such as ce,rw-ce")
-    task = task_of(open_shards(shards).manifest).name
+    task = task_of(shards_manifest(shards)).name
     if text == "all":
         return list(PAPER_METHODS) if task == "single-label" else methods_for(task)
     if text == "everything":
@@ -88,9 +86,9 @@ def suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop
           rerun_changed: bool = False) -> str:
     """'finished' (table written) or 'interrupted' (rerun to continue)."""
     out = Path(out)
-    task = task_of(open_shards(base.shards).manifest).name
+    ss = open_shards(base.shards)
+    task, index_sha = task_of(ss.manifest).name, ss.index_sha256
     order = plan(methods, task)
-    index_sha = index_hash(base.shards)
     runs = []
     for seed in seeds:
         used = {}
