@@ -28,7 +28,8 @@ SOURCE_PREFETCH = 2  # batches the parallel source computes ahead: DALI's defaul
 @pipeline_def(enable_conditionals=False)
 def _graph(source, image_size: int, channels: int, on_gpu: bool, parallel: bool, augment: bool, resize: bool,
            multi_label: bool):
-    dtypes = [types.UINT8, types.FLOAT if multi_label else types.INT64, types.INT64] + [types.FLOAT, types.FLOAT] * resize \
+    label = types.FLOAT if multi_label else types.INT64  # multi-hot rows, or class indices
+    dtypes = [types.UINT8, label, types.INT64] + [types.FLOAT, types.FLOAT] * resize \
         + [types.INT32, types.FLOAT] * augment
     jpg, label, row, *rest = fn.external_source(source, num_outputs=len(dtypes), batch=True, batch_info=True,
                                                 parallel=parallel, dtype=dtypes,

@@ -48,7 +48,8 @@ class FakeShards:
         return self.index[self.index["split"] == name]
 
 
-def ml_run(root, name="bce", method="bce", seed=0, skill=1.5, n_val=80, n_test=120, synthetic=True, no_test_positive=()):
+def ml_run(root, name="bce", method="bce", seed=0, skill=1.5, n_val=80, n_test=120, synthetic=True,
+           no_test_positive=()):
     """A finished multi-label run dir: config.json, metrics.csv, predictions and summary.json; the classes of
     ``no_test_positive`` have no positive in test."""
     rng = np.random.default_rng(seed + 100 * len(name))

@@ -31,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=defaults)
     s.add_argument("--suite-out", "--out", dest="suite_out", required=True,
                    help="the suite dir: a run dir per method and seed, and results.md (required)")
-    s.add_argument("--methods", default="all", help="all (the paper's 15; on multi-label shards every multi-label method), everything (every "
-                        "method of the shards' task), or a,b,c")
+    s.add_argument("--methods", default="all", help="all (the paper's 15; on multi-label shards every "
+                   "multi-label method), everything (every method of the shards' task), or a,b,c")
     s.add_argument("--seeds", default="0", help="comma-separated integers")
     s.add_argument("--rerun-changed", action="store_true",
                    help="train a run that was trained with other settings again, into NAME-2 (else: refused)")

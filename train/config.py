@@ -36,7 +36,8 @@ class FitConfig:
     channels: int = opt(3, "model input: 3 = the grey image in each of R, G, B (the paper); "
                         "1 = grey only, conv1's ImageNet weights summed over RGB", choices=(3, 1))
     epochs: int = opt(60, "at most this many epochs", at_least=1)
-    patience: int = opt(15, "stop after this many epochs without a better val balanced accuracy (val mAP on multi-label shards)", at_least=1)
+    patience: int = opt(15, "stop after this many epochs without a better val balanced accuracy (val mAP on "
+                        "multi-label shards)", at_least=1)
     batch_size: int = opt(256, "images per step (over all GPUs under torchrun)", at_least=1)
     lr: float = opt(1e-4, "Adam learning rate", above=0)
     precision: str = opt("auto", "auto: fp16 on CUDA, fp32 on CPU", choices=("auto", "fp16", "bf16", "fp32"))

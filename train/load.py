@@ -38,7 +38,7 @@ class TrainedModel:
     groups: list[str] = field(default_factory=list)
     tau: float | None = None
     architecture: dict = field(default_factory=dict)
-    provenance: dict = field(default_factory=dict)   # git commit, shards index hash, dataset, synthetic pixels?, precision
+    provenance: dict = field(default_factory=dict)   # git commit, index hash, dataset, synthetic, precision
     thresholds: list[float] | None = None  # multi-label: each class's F1 threshold, tuned on val by the run
 
     @property

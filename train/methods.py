@@ -1,11 +1,11 @@
 """The method registry: every named method is plain data, one entry each.
 
 A method is for one task (``single-label``: softmax over the classes, one finding per image, the
-paper's benchmark; ``multi-label``: a sigmoid per class, any number of findings) and picks a loss (``train.losses``), a class weighting (``train.weighting``),
-a sampler (``shards.samplers``), a mixing (``train.mixing``), whether the
-weighting is deferred (DRW), the classifier head, and its stage: ``train``
-(from scratch or ImageNet), ``crt`` (re-train the classifier of a stage-1 run)
-or ``tau-norm`` (adjust the classifier of a stage-1 run, no training).
+paper's benchmark; ``multi-label``: a sigmoid per class, any number of findings) and picks a loss
+(``train.losses``), a class weighting (``train.weighting``), a sampler (``shards.samplers``), a mixing
+(``train.mixing``), whether the weighting is deferred (DRW), the classifier head, and its stage:
+``train`` (from scratch or ImageNet), ``crt`` (re-train the classifier of a stage-1 run) or
+``tau-norm`` (adjust the classifier of a stage-1 run, no training).
 Add a method by adding one entry to METHODS.
 """
 from dataclasses import dataclass, field

@@ -27,7 +27,8 @@ def add_parsers(sub) -> None:
                    "reaches this; tuned (the default): each class's threshold tuned on val by the run (its F1@tuned)")
     p.add_argument("--skip-bad", action="store_true", help="leave unreadable files out (listed) instead of stopping")
     p.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
-    p.add_argument("--workers", type=int_at_least(0), default=min(4, os.cpu_count() or 1), help="DataLoader worker processes")
+    p.add_argument("--workers", type=int_at_least(0), default=min(4, os.cpu_count() or 1),
+                   help="DataLoader worker processes")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: the run's precision on CUDA, fp32 on the CPU")
