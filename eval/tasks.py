@@ -56,12 +56,13 @@ class Task:
     select_name: str            # ... in words, for logs
     scores: Callable            # logits -> probabilities
     loss: Callable              # (labels, logits) -> the mean loss reported as val_loss
+    loss_name: str              # ... its name in logs
     metrics: Callable           # (labels, logits) -> {name: value}, reported per epoch as train_<name>, val_<name>
 
 
 TASKS = {t.name: t for t in [
-    Task("single-label", "bacc", "balanced accuracy", softmax, cross_entropy, _single_label),
-    Task("multi-label", "map", "mAP", sigmoid, binary_cross_entropy, _multi_label),
+    Task("single-label", "bacc", "balanced accuracy", softmax, cross_entropy, "ce", _single_label),
+    Task("multi-label", "map", "mAP", sigmoid, binary_cross_entropy, "bce", _multi_label),
 ]}
 
 

@@ -238,9 +238,9 @@ class Trainer:
                "skipped_steps": s.skipped, "images_per_s": n / max(seconds, 1e-9), "seconds": seconds}
         s.history.append(row)
         sel = task.select
-        val_loss = get_method(BASELINE[task.name]).loss  # the plain loss of the task, whatever the method trains
         log.info("epoch %d: train loss (%s) %.4f %s %.3f | val loss (%s) %.4f %s %.3f auroc %.3f | %.0f img/s",
-                 epoch + 1, self.method.loss, row["train_loss"], sel, row[f"train_{sel}"], val_loss, row["val_loss"],
+                 epoch + 1, self.method.loss, row["train_loss"], sel, row[f"train_{sel}"], task.loss_name,
+                 row["val_loss"],
                  sel, row[f"val_{sel}"], row["val_auroc"], row["images_per_s"])
         self._keep_best(row)
         if self.world.main:
