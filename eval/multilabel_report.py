@@ -12,7 +12,7 @@ import pandas as pd
 from . import figures
 from . import metrics as m
 from .predictions import read_predictions
-from .report import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
+from .report_page import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
 from .runs import read_json
 from .summary import GROUPS_NOTE, RESAMPLE_NOTE, MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
 from .tasks import sigmoid

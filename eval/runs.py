@@ -11,7 +11,8 @@ from shards.format import MANIFEST_FILE
 SYNTHETIC = "SYNTHETIC pixels, not comparable with published results"
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path, fix: str = "rerun the fit command into a new --out") -> dict:
+    """A run's JSON file; missing or damaged is a UsageError naming it, ending in ``fix`` when damaged."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -19,9 +20,9 @@ def read_json(path: Path) -> dict:
         raise UsageError(f"{path} is missing; rerun the fit command of {path.parent} "
                          f"(it resumes and rewrites the run's files)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path} is damaged (not JSON: {e}); rerun the fit command into a new --out") from None
+        raise UsageError(f"{path} is damaged (not JSON: {e}); {fix}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path} is damaged (not a JSON object); rerun the fit command into a new --out")
+        raise UsageError(f"{path} is damaged (not a JSON object); {fix}")
     return data
 
 

@@ -55,14 +55,14 @@ def _numbers(summary: dict, task: str) -> dict:
 
 def _intervals(run: Path, task: str, n_boot: int, seed: int, by_patient: bool) -> dict:
     """(low, high) of each column, from the run's report numbers."""
+    # imported here, as write_table's figures are: the reports load matplotlib, which train (importing this
+    # module for its suite) should not load at every start
+    from . import multilabel_report, single_label_report
+
     if task == "multi-label":
-        from .multilabel_report import numbers as multilabel_numbers
-
-        merged = multilabel_numbers(run, n_boot, seed, by_patient)["test"]
+        merged = multilabel_report.numbers(run, n_boot, seed, by_patient)["test"]
     else:
-        from .report import numbers
-
-        n = numbers(run, n_boot, seed, by_patient, full=False)
+        n = single_label_report.numbers(run, n_boot, seed, by_patient, full=False)
         merged = {**n["balanced_test"], **n["test"]}
     return {key: tuple(merged[key]["ci95"]) for key, _ in LAYOUT[task][0]}
 

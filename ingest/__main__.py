@@ -8,12 +8,12 @@ from pathlib import Path
 from shards.errors import UsageError
 from shards.flags import int_at_least
 from shards.format import HEAD_ABOVE, TAIL_BELOW
+from shards.images import MAX_PIXELS
 from shards.reader import open_shards
 
 from .adapters import ADAPTERS
 from .bench import bench, table
 from .build import BuildOptions, build_shards
-from .images import MAX_PIXELS
 from .stats import describe
 from .synth import synth
 from .verify import verify

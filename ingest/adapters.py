@@ -5,7 +5,6 @@ reader validates them all. A record has image_id, key, patient_id, split
 (train | val | test), balanced_test, label (class index, -1 for multi-label),
 labels (multi-hot) and path (relative to the image root, or None = search).
 """
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from shards.format import group_of, key_for
+from shards.writer import file_sha256
 
 from . import IngestError
 
@@ -157,10 +157,6 @@ def _safe_relpath(label_file: Path, p: str) -> str:
     if pp.is_absolute() or ".." in pp.parts or not p:
         raise IngestError(f"{label_file}: image path {p!r} must be relative to --images, without '..'")
     return p
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_labels(adapter: Adapter, labels_dir: Path) -> tuple[pd.DataFrame, dict[str, str]]:

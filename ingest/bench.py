@@ -10,8 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from shards.images import load_grey, resize_area
+
 from .build import BuildOptions, build_shards
-from .images import load_grey, resize_area
 
 
 def decode_resize_floor(paths: list[Path], size: int) -> float:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from shards.atomic import remove_stale_tmp, write_atomic
 from shards.format import FORMAT_VERSION, IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, SPLITS, idx_name, shard_name
+from shards.images import MAX_PIXELS, BadImage, convert
 from shards.index import class_counts, label_counts, write_index
 from shards.manifest import read_manifest
 from shards.progress import Progress
@@ -30,7 +31,6 @@ from shards.writer import file_sha256
 
 from . import IngestError
 from .adapters import get_adapter, locate_images, read_labels
-from .images import MAX_PIXELS, BadImage, convert
 from .synth import MARKER as SYNTH_MARKER
 
 log = logging.getLogger(__name__)

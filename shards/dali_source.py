@@ -3,7 +3,7 @@ parameters for each batch DALI asks for.
 
 Imports neither torch, pandas nor DALI's PyTorch plugin: DALI's parallel ``external_source`` runs it in
 spawned worker processes, which import this module to unpickle it, and each heavy import would cost every
-worker hundreds of MB and seconds of start-up. ``tests/test_dali_loader.py`` checks the workers for it.
+worker hundreds of MB and seconds of start-up. ``tests/shards/test_dali_loader.py`` checks the workers for it.
 (Spawned workers also import the main module of a script run as ``python file.py``; the commands run as
 ``python -m ...``, whose ``__main__`` modules are not imported again.)
 """

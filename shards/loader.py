@@ -1,6 +1,9 @@
-"""What every input path shares: the epoch's order, the step count, normalisation on the device."""
+"""What every input path shares: the interface the trainer uses (``Loader``), the epoch's order, the step
+count, normalisation on the device."""
 import math
+from typing import Iterator, Protocol
 
+import pandas as pd
 import torch
 
 from .augment import AugmentSpec
@@ -33,13 +36,36 @@ def normalise(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, channel
     return x if channels_last else x.contiguous()
 
 
-class ShardLoader:
-    """Train batches in the sampler's order for (seed, epoch), from any step; eval batches in index order.
+class Loader(Protocol):
+    """An input path as the trainer, validation and bench use it: the DALI and PyTorch readers of the shards
+    (``ShardLoader``) and cRT's cached features (``train.loop.loaders.FeatureLoader``).
 
     A batch is a dict: ``x`` uint8 (N, 1, H, W) or already the model's input (see ``to_input``), ``y`` the
     targets (class indices, or multi-hot float rows for multi-label shards: ``ShardSet.targets``),
-    ``rows`` positions in the split, and with a second stream (Balanced-MixUp) ``x2``, ``y2``.
-    """
+    ``rows`` positions in the split, and with a second stream (Balanced-MixUp) ``x2``, ``y2``."""
+    ss: ShardSet
+    device: torch.device
+    train_rows: pd.DataFrame
+
+    def steps_per_epoch(self) -> int:
+        """Steps of this rank in an epoch (the last one partial)."""
+
+    def epoch_length(self) -> int:
+        """Images of this rank in an epoch."""
+
+    def train(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
+        """The epoch's batches in the sampler's order for (seed, epoch), from ``start_step`` on."""
+
+    def evaluate(self, view: str) -> Iterator[dict]:
+        """This rank's share of a split, in index order."""
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch's ``x`` as the model's input on the device."""
+
+
+class ShardLoader(Loader):
+    """The shards' readers' base: train batches in the sampler's order for (seed, epoch), from any step; eval
+    batches in index order; subclasses give ``train`` and ``evaluate``."""
 
     def __init__(self, ss: ShardSet, sampler: str, augment: AugmentSpec, batch_size: int, seed: int, workers: int,
                  device: torch.device, channels_last: bool, second_stream: str | None = None,

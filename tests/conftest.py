@@ -8,6 +8,8 @@ from ingest.build import BuildOptions, build_shards
 from ingest.synth import synth
 
 SCALE, SOURCE_PX, SHARD_PX, SHARD_SIZE = 0.002, 64, 32, 64
+TESTS = Path(__file__).resolve().parent  # tests/ mirrors the packages: tests/train/loop/test_fit.py, ...
+ROOT, DATA = TESTS.parent, TESTS / "data"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -88,7 +90,7 @@ def tiny_flags(**kw) -> list[str]:
 
 
 def _stage1(shards, tmp_path_factory, method) -> Path:
-    from train.fit import fit
+    from train.loop.fit import fit
 
     out = tmp_path_factory.mktemp("stage1") / method
     assert fit(tiny_fit(shards, out, method, epochs=1)) == "finished"

@@ -1,16 +1,15 @@
 """The Dockerfile installs what pyproject.toml declares, and nothing it does not."""
 import re
 import sys
-from pathlib import Path
 
 from packaging.requirements import Requirement
+
+from conftest import ROOT
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10
     import tomli as tomllib
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def dockerfile() -> str:

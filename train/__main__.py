@@ -10,12 +10,12 @@ from shards.errors import UsageError
 from shards.flags import int_at_least
 
 from .config import FitConfig, add_flags, flag, from_args
-from .distributed import init
-from .fit import fit
-from .methods import METHODS, PAPER_METHODS
+from .loop.distributed import init
+from .loop.fit import fit
+from .loop.step import NonFiniteLoss
+from .methods.registry import METHODS, PAPER_METHODS
 from .suite import parse_methods, parse_seeds, suite
-from .trainer import NonFiniteLoss
-from . import use
+from .use import cli as use
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: checkpointed, rerun the same command to resume
 REQUIRED = {"fit": ("shards", "out"), "suite": ("shards",), "bench": ("shards",)}

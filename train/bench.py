@@ -1,7 +1,7 @@
 """python -m train bench: is the GPU (or CPU) fed? Loader-only, model-only and end-to-end images/s.
 
 - loader-only: training batches from the loader, made the model's input on the device;
-- model-only: the trainer's own step (``train.step.train_step``) on a batch already on the device;
+- model-only: the trainer's own step (``train.loop.step.train_step``) on a batch already on the device;
 - end-to-end: the loader feeding that step; saturation = end-to-end / model-only;
 - optionally the paper's own input path as a baseline (LongTailCXR's src/datasets.py): read each 1024 px
   PNG with OpenCV as 3 channels, area-resize, flip, rotate, ToTensor, Normalize, every epoch, with the
@@ -27,14 +27,16 @@ from shards.loader import IMAGENET_MEAN, IMAGENET_STD
 from shards.reader import open_shards
 
 from .config import FitConfig
-from .device import amp_context, configure_kernels, resolve_device
-from .loaders import loader_kind, make_loader
-from .losses import make_loss
-from .methods import BASELINE, get_method
-from .mixing import get_mixing
+from .context import RunContext
+from .device import configure_kernels, resolve_device
+from .loop.distributed import World
+from .loop.loaders import loader_kind, make_loader
+from .loop.state import EpochTotals
+from .loop.step import NonFiniteLoss, NonFiniteWatch, StepParts, build_step, train_step
+from .methods.losses import make_loss
+from .methods.mixing import get_mixing
+from .methods.registry import BASELINE, get_method
 from .models import build_model
-from .state import EpochTotals
-from .step import NonFiniteLoss, NonFiniteWatch, StepParts, make_optimizer, train_step
 
 DEFAULTS = {"cuda": (10, 200), "cpu": (3, 20)}  # (warm-up, timed) steps: a GPU needs long windows to be fair
 BASELINE_BATCHES = 50  # the paper's path is timed over at least this many batches of distinct PNGs
@@ -73,17 +75,16 @@ def _non_finite(where, loss):
     raise NonFiniteLoss(f"bench: the loss became {float(loss)}; try --precision bf16 / fp32")
 
 
-def _step_parts(cfg: FitConfig, ss, loader, device, precision: str, amp, loss: str) -> StepParts:
+def _step_parts(ctx: RunContext, loader) -> StepParts:
     """The trainer's step as the task's baseline (ce; bce on multi-label shards) training ``cfg.model`` from
     random weights."""
-    model = build_model(cfg.model, ss.num_classes, "none", channels=cfg.channels).to(device)
+    cfg = ctx.cfg
+    model = build_model(cfg.model, ctx.ss.num_classes, "none", channels=cfg.channels).to(ctx.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    return StepParts(torch.compile(model) if cfg.compile else model, make_loss(loss, ss.train_counts()).to(device),
-                     make_optimizer(model.parameters(), cfg.lr, device),
-                     torch.amp.GradScaler(device.type, enabled=precision == "fp16"), amp, get_mixing("none"),
-                     cfg.mixup_alpha, np.random.default_rng(0), loader.to_input, device)
+    return build_step(ctx, trained=model, loss_fn=make_loss(ctx.method.loss, ctx.counts).to(ctx.device),
+                      mixing=get_mixing("none"), rng=np.random.default_rng(0), to_input=loader.to_input)
 
 
 def _measure(parts: StepParts, loader, cfg: FitConfig, ss, steps: int, warmup: int) -> dict:
@@ -127,19 +128,19 @@ def bench(cfg: FitConfig, steps: int | None = None, warmup: int | None = None, b
     default_warmup, default_steps = DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
     warmup = default_warmup if warmup is None else warmup
     steps = default_steps if steps is None else steps
-    precision, amp = amp_context(cfg, device)
     # the baseline first, while no pipeline of ours holds worker processes
     baseline = paper_path(baseline_png, cfg, warmup, repeat, device) if baseline_png else {}
-    method = get_method(BASELINE[task_of(ss.manifest).name])
-    loader = make_loader(cfg, method, ss, device)
-    parts = _step_parts(cfg, ss, loader, device, precision, amp, method.loss)
+    task = task_of(ss.manifest)
+    ctx = RunContext.build(cfg, get_method(BASELINE[task.name]), task, ss, device, World())
+    loader = make_loader(ctx)
+    parts = _step_parts(ctx, loader)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     runs = [_measure(parts, loader, cfg, ss, steps, warmup) for _ in range(repeat)]
     sizes = ss.index["size"].to_numpy()
     out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
            "model": cfg.model, "image_size": cfg.image_size, "channels": cfg.channels, "batch_size": cfg.batch_size,
-           "precision": precision, "channels_last": cfg.channels_last, "compile": cfg.compile,
+           "precision": ctx.precision, "channels_last": cfg.channels_last, "compile": cfg.compile,
            "loader": loader_kind(cfg), "workers": cfg.workers, "steps": steps, "warmup": warmup, "repeat": repeat,
            "mean_jpeg_kb": float(sizes.mean() / 1e3)}
     for name in ("loader", "model", "end_to_end"):

@@ -17,7 +17,7 @@ import yaml
 
 from shards.errors import UsageError
 
-from .methods import METHODS
+from .methods.registry import METHODS
 
 
 def opt(default, help, choices=None, at_least=None, above=None, at_most=None, required=None):

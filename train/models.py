@@ -1,4 +1,4 @@
-"""Model registry: a backbone that gives features and a classifier head on top.
+"""Model registry: a backbone that gives features and a classifier head (``train.methods.heads``) on top.
 
 ImageNet weights come through torchvision's weights API (downloaded once into
 the torch hub cache); offline, pass ``--pretrained PATH`` to a local copy of the
@@ -12,12 +12,7 @@ from torch import nn
 
 from shards.errors import UsageError
 
-from .heads import NormedLinear
-from .methods import LDAM
-
-# a cosine head's logits carry the LDAM loss's scale s (see ``train.heads.NormedLinear``)
-COSINE_SCALE = LDAM["s"]
-HEADS = ("linear", "normed", "unbiased")
+from .methods.heads import make_head
 
 
 class Classifier(nn.Module):
@@ -29,15 +24,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
-
-
-def make_head(kind: str, num_features: int, num_classes: int) -> nn.Module:
-    """linear; normed: LDAM's cosine classifier times s; unbiased: linear without a bias (tau-norm's)."""
-    if kind == "normed":
-        return NormedLinear(num_features, num_classes, COSINE_SCALE)
-    if kind not in HEADS:
-        raise ValueError(f"unknown head {kind!r}; one of {', '.join(HEADS)}")
-    return nn.Linear(num_features, num_classes, bias=kind == "linear")
 
 
 class TinyCNN(nn.Module):

@@ -19,20 +19,24 @@ from shards.errors import UsageError
 from shards.reader import open_shards, shards_manifest
 
 from .config import FitConfig
-from .distributed import barrier, current
-from .fit import fit
-from .methods import BASELINE, METHODS, PAPER_METHODS, check_task, get_method, methods_for
-from .rundir import ResumeRefused, check_resume
+from .loop.distributed import barrier, current
+from .loop.fit import fit
+from .loop.stages import STAGES
+from .methods.registry import BASELINE, PAPER_METHODS, check_task, get_method, methods_for
+from .rundir.resume import ResumeRefused, check_resume
 
 log = logging.getLogger(__name__)
 
 
+def from_stage1(method: str) -> bool:
+    """Does the method start from a stage-1 run (crt, tau-norm, crt-bce), so that it runs after one?"""
+    return STAGES[get_method(method).stage].from_stage1
+
+
 def plan(methods: list[str], task: str = "single-label") -> list[str]:
     """Methods in run order: stage 1 first (the task's baseline included when a two-stage method needs it)."""
-    for m in methods:
-        get_method(m)
-    two_stage = [m for m in methods if METHODS[m].stage != "train"]
-    first = [m for m in methods if METHODS[m].stage == "train"]
+    two_stage = [m for m in methods if from_stage1(m)]
+    first = [m for m in methods if not from_stage1(m)]
     if two_stage and BASELINE[task] not in first:
         first.insert(0, BASELINE[task])
     return first + two_stage
@@ -93,7 +97,7 @@ def suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop
     for seed in seeds:
         used = {}
         for method in order:
-            init = str(used[BASELINE[task]]) if METHODS[method].stage != "train" else ""
+            init = str(used[BASELINE[task]]) if from_stage1(method) else ""
             cfg = dataclasses.replace(base, method=method, seed=seed, out=str(run_dir(out, method, seed)),
                                       init_from=init)
             cfg = place(cfg, index_sha, rerun_changed)

@@ -1,0 +1,71 @@
+"""What both tasks' reports share: summary.json's provenance fields, report.md's pieces and the training curves."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import figures
+from .runs import SYNTHETIC, describe, is_synthetic, read_json
+
+
+def about(run: Path, meta: dict, n_boot: int, seed: int, by_patient: bool) -> dict:
+    """The report summary's fields on how the intervals were drawn and what ran."""
+    return {"bootstrap": {"resamples": n_boot, "seed": seed, "unit": "patient" if by_patient else "image",
+                          "interval": "95% percentile"},
+            "method": meta["config"]["method"], "dataset": meta["dataset"], "model": meta["config"]["model"],
+            "seed": meta["config"]["seed"], "synthetic": is_synthetic(run)}
+
+
+def markdown_table(df: pd.DataFrame, undefined: str = "nan") -> str:
+    """``df`` as a Markdown table, floats to 3 decimals and NaN as ``undefined``."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return undefined if np.isnan(v) else f"{v:.3f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def fmt_ci(entry: dict) -> str:
+    lo, hi = entry["ci95"]
+    return f"{entry['value']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def title(s: dict, run: Path) -> str:
+    """'ce on nih-cxr-lt, model tiny, seed 0 (run ce)', marked when the pixels are synthetic."""
+    meta = {"dataset": s["dataset"], "config": {"model": s["model"], "seed": s["seed"]}}
+    return f"{s['method']} on {describe([meta])} (run {run.name})" + (f" - {SYNTHETIC}" if s["synthetic"] else "")
+
+
+def bootstrap_note(b: dict, marks: str = "Brackets") -> str:
+    return (f"{marks}: {b['interval']} bootstrap interval, {b['resamples']} resamples of "
+            f"{b['unit']}s (seed {b['seed']}).")
+
+
+def headline_table(heads: list[str], entries: list[dict]) -> list[str]:
+    """The report's main table: one row, each number with its interval."""
+    return ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads),
+            "| " + " | ".join(map(fmt_ci, entries)) + " |"]
+
+
+def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[str],
+         figure_links: dict[str, str]) -> str:
+    """report.md of either task: the title (with the bootstrap's unit), the main table and what its numbers are,
+    the per-class section and the figures (file -> alt text)."""
+    heading = f"# Report: {title(s, run)}; 95% intervals by {s['bootstrap']['unit']}"
+    lines = [heading, "", *headline, "", notes, "", "## Per class", "", *per_class, "", "## Figures", ""]
+    lines += [f"![{alt}]({name})" for name, alt in figure_links.items()]
+    return "\n".join(lines) + "\n"
+
+
+def training_curves(run: Path, out: Path, s: dict, best_epoch: int | None, task: str) -> dict[str, str]:
+    """training_curves.png from metrics.csv, and its figure link; none for a run without a training history
+    (tau-norm only rescales a trained classifier)."""
+    history = pd.read_csv(run / "metrics.csv") if (run / "metrics.csv").exists() else pd.DataFrame()
+    if not len(history):
+        return {}
+    loss = read_json(run / "config.json")["method"]["loss"]
+    figures.save(figures.training_curves(history, best_epoch, loss, title(s, run), task), out / "training_curves.png")
+    return {"training_curves.png": "training curves"}

@@ -1,0 +1,68 @@
+"""``python -m train predict | export``: the subcommands that use a finished run (flags and running)."""
+import argparse
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+from shards.flags import int_at_least
+
+from ..device import amp_context, resolve_device
+from .export import FORMATS, export
+from .load import load_model
+from .predict import predict
+
+COMMANDS = ("predict", "export")
+
+
+def add_parsers(sub) -> None:
+    """The two subparsers, added to ``python -m train``'s."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = sub.add_parser("predict", formatter_class=fmt,
+                       help="class probabilities for new images (PNG, JPEG, DICOM) with a run's preprocessing")
+    p.add_argument("run", help="a finished run dir")
+    p.add_argument("--images", required=True, help="a folder (searched recursively), an image, or a CSV with a "
+                   "'path' column (relative to the CSV's folder)")
+    p.add_argument("--out", default="predictions.csv", help="CSV: path, one probability per class, then predicted "
+                   "and probability (single-label) or findings (multi-label)")
+    p.add_argument("--threshold", default=None, help="multi-label runs: a finding is listed when its probability "
+                   "reaches this; tuned (the default): each class's threshold tuned on val by the run (its F1@tuned)")
+    p.add_argument("--skip-bad", action="store_true", help="leave unreadable files out (listed) instead of stopping")
+    p.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
+    p.add_argument("--workers", type=int_at_least(0), default=min(4, os.cpu_count() or 1),
+                   help="DataLoader worker processes")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="auto: the run's precision on CUDA, fp32 on the CPU")
+    p.add_argument("--shards", default=None, help="the run's shards dir, if not where its config.json says (its "
+                   "manifest.json tells how the training images were packed)")
+    e = sub.add_parser("export", formatter_class=fmt, help="the run's model as TorchScript, ONNX or safetensors, "
+                       "with a metadata JSON beside it")
+    e.add_argument("run", help="a finished run dir")
+    e.add_argument("--format", required=True, choices=tuple(FORMATS))
+    e.add_argument("--out", default=None, help="default: RUN/export/" + " | ".join(FORMATS.values()))
+    e.add_argument("--shards", default=None, help="as for predict")
+
+
+def run(a, say=print) -> int:
+    """Run ``a.cmd``; a user's mistake raises ``shards.errors.UsageError``."""
+    if a.cmd == "export":
+        out = Path(a.out or Path(a.run) / "export" / FORMATS[a.format])
+        meta = export(load_model(a.run, "cpu", a.shards), a.format, out)
+        say(f"{out}: {a.format} model; metadata in {meta}")
+        return 0
+    device = resolve_device(a.device)
+    tm = load_model(a.run, device, a.shards)
+    precision = a.precision
+    if precision == "auto":
+        precision = (tm.provenance.get("precision") or "fp32") if device.type == "cuda" else "fp32"
+    _, amp = amp_context(SimpleNamespace(precision=precision), device)
+    if a.threshold is not None and tm.task != "multi-label":
+        say(f"note: --threshold is for multi-label runs; {a.run} is a {tm.task} run: its CSV gives the most "
+            f"probable class")
+    result = predict(tm, Path(a.images), Path(a.out), a.batch_size, a.workers, a.skip_bad, amp,
+                     a.threshold or "tuned")
+    n = result["images"]  # each skipped file was logged as it was met
+    say(f"{result['out']}: probabilities for {n} image{'s' if n != 1 else ''}"
+        + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else "")
+        + (f"; {result['findings']}" if result["findings"] else ""))
+    return 0
