@@ -16,6 +16,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from shards.atomic import atomic_file  # noqa: E402
+
 from .metrics import average_precision, precision_recall  # noqa: E402
 
 GROUP_COLOURS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728"}
@@ -23,8 +25,11 @@ PUBLISHED_LABEL = "published (Holste et al. 2022, ResNet-50)"
 
 
 def save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    try:
+        with atomic_file(path) as f:
+            fig.savefig(f, dpi=150, format=Path(path).suffix[1:] or "png")
+    finally:
+        plt.close(fig)
 
 
 def wrapped(text: str, width: int) -> str:

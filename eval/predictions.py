@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.atomic import commit, tmp_path
+from shards.atomic import atomic_file, make_dir
 from shards.errors import UsageError
 
 
@@ -46,10 +46,9 @@ def write_predictions(path: Path, keys, patients, labels, logits: np.ndarray) ->
     table = pa.table({"key": pa.array(list(keys), pa.string()), "patient_id": pa.array(list(patients), pa.string()),
                       label_column[0]: label_column[1], "logits": _fixed_size_list(logits, pa.float32())})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    pq.write_table(table, tmp)
-    commit(tmp, path)
+    make_dir(path.parent)
+    with atomic_file(path) as f:
+        pq.write_table(table, f)
 
 
 @contextmanager

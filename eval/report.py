@@ -7,6 +7,8 @@ and its point estimates equal what the run logged.
 import json
 from pathlib import Path
 
+from shards.atomic import make_dir, write_atomic
+
 from . import multilabel_report, single_label_report
 from .runs import finished, read_json, task_of_run
 
@@ -19,11 +21,11 @@ def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fals
     task_report = REPORTS[task_of_run(run)]
     logged = read_json(run / "summary.json")
     out = run / ("report-by-patient" if by_patient else "report")  # by-image and by-patient reports side by side
-    out.mkdir(exist_ok=True)
+    make_dir(out)
     s = task_report.numbers(run, n_boot, seed, by_patient)
-    (out / "summary.json").write_text(json.dumps(s, indent=1))
+    write_atomic(out / "summary.json", json.dumps(s, indent=1))
     per_class = task_report.per_class_table(run, s)
-    per_class.to_csv(out / "per_class.csv", index=False)
+    write_atomic(out / "per_class.csv", per_class.to_csv(index=False))
     links = task_report.write_figures(run, out, s, logged.get("best_epoch"))
-    (out / "report.md").write_text(task_report.markdown(run, s, per_class, links))
+    write_atomic(out / "report.md", task_report.markdown(run, s, per_class, links))
     return out

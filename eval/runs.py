@@ -26,6 +26,21 @@ def read_json(path: Path, fix: str = "rerun the fit command into a new --out") -
     return data
 
 
+# the files a run reads back (model, setup, history, results): no command's --out may replace one
+RUN_INPUTS = ("config.json", "last.pt", "best.pt", "metrics.csv", "summary.json", "train.log", "predictions")
+
+
+def refuse_run_file(out: Path, runs, flag: str = "--out") -> None:
+    """An ``out`` that is one of these runs' own files (or inside predictions/) would destroy the run."""
+    target = Path(out).resolve()
+    for run in map(Path, runs):
+        for name in RUN_INPUTS:
+            own = (run / name).resolve()
+            if target == own or own in target.parents:
+                raise UsageError(f"{flag} {out} is {run}'s own {name}; writing there would destroy the run; "
+                                 f"give an {flag} outside the run's files")
+
+
 def finished(run: Path) -> Path:
     """``run`` itself; a path that does not exist or a run without summary.json is refused."""
     run = Path(run)

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shards.atomic import make_dir, write_atomic
 from shards.errors import UsageError
 
 from .predictions import count_predictions
 from .published import PUBLISHED_BACC
-from .runs import SYNTHETIC, describe, is_synthetic, read_json, task_of_run
+from .runs import SYNTHETIC, describe, is_synthetic, read_json, refuse_run_file, task_of_run
 from .summary import GROUPS_NOTE, MULTILABEL_HEADS, RESAMPLE_NOTE
 from .table_checks import check_one_kind, check_one_setting, check_one_task, settings_note
 
@@ -237,8 +238,10 @@ def write_table(paths, prefix: Path, n_boot: int = 1000, by_patient: bool = Fals
     table = collect(runs, n_boot=n_boot, by_patient=by_patient)
     out = render(table)
     *texts, png = table_files(prefix)
-    png.parent.mkdir(parents=True, exist_ok=True)
+    for path in (*texts, png):
+        refuse_run_file(path, runs)
+    make_dir(png.parent)
     for path in texts:
-        path.write_text(out[path.suffix[1:]])
+        write_atomic(path, out[path.suffix[1:]])
     save(suite_comparison(table, table.attrs["title"]), png)
     return out["md"]

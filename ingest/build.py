@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shards.atomic import remove_stale_tmp, write_atomic
+from shards.atomic import make_dir, remove_stale_tmp, write_atomic
 from shards.format import FORMAT_VERSION, IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, SPLITS, idx_name, shard_name
 from shards.images import MAX_PIXELS, BadImage, convert
 from shards.index import class_counts, label_counts, write_index
@@ -133,7 +133,7 @@ def _write_failed(e: OSError, out: Path, n_images: int, opts: BuildOptions) -> I
 def _start_state(out: Path, state: dict, shards: list[str]) -> Path:
     """.build/state.json holds what is being built; a rerun must ask for the same."""
     state_dir = out / STATE_DIR
-    state_dir.mkdir(exist_ok=True)
+    make_dir(state_dir)
     # what a killed build of these shards left; a user's own files stay
     remove_stale_tmp(out, [*shards, *map(idx_name, shards), INDEX_FILE, MANIFEST_FILE, REPORT_FILE])
     remove_stale_tmp(state_dir, ["state.json", *(f"{s}.json" for s in shards)])

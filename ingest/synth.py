@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import multiprocessing
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from shards.atomic import atomic_file, write_atomic
 from shards.progress import Progress
 
 from . import IngestError
@@ -130,9 +130,8 @@ def _render_job(job):
         return
     rng = np.random.default_rng([seed, int(image_id.split(".")[0].replace("_", ""))])
     img = Image.fromarray(render(np.asarray(labels), NO_FINDING, size, rng), mode="L")
-    tmp = f"{path}.tmp{os.getpid()}"
-    img.save(tmp, "PNG", compress_level=6)
-    os.replace(tmp, path)
+    with atomic_file(Path(path)) as f:
+        img.save(f, "PNG", compress_level=6)
 
 
 def synth(out: Path, scale: float = 1.0, image_size: int = 1024, seed: int = 0, workers: int = 1) -> dict:
@@ -146,9 +145,9 @@ def synth(out: Path, scale: float = 1.0, image_size: int = 1024, seed: int = 0, 
     multi = multi_label_splits(single, scale, seed)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     for name, df in single.items():
-        df.to_csv(out / "labels" / f"nih-cxr-lt_single-label_{name}.csv", index=False)
+        write_atomic(out / "labels" / f"nih-cxr-lt_single-label_{name}.csv", df.to_csv(index=False))
     for name, df in multi.items():
-        df.to_csv(out / "labels" / f"miccai2023_nih-cxr-lt_labels_{name}.csv", index=False)
+        write_atomic(out / "labels" / f"miccai2023_nih-cxr-lt_labels_{name}.csv", df.to_csv(index=False))
     labels = {}
     for df, cols in [(d, ML_CLASSES) for d in multi.values()] + [(d, NIH_CLASSES) for d in single.values()]:
         labels.update(zip(df["id"], _onehot(df, cols)))
@@ -162,7 +161,7 @@ def synth(out: Path, scale: float = 1.0, image_size: int = 1024, seed: int = 0, 
     info = {"scale": scale, "image_size": image_size, "seed": seed, "images": len(jobs),
             "single_label": {k: len(v) for k, v in single.items()},
             "multi_label": {k: len(v) for k, v in multi.items()}}
-    (out / MARKER).write_text(json.dumps(info, indent=1))  # before any pixel, so a partial set is marked too
+    write_atomic(out / MARKER, json.dumps(info, indent=1))  # before any pixel, so a partial set is marked too
     progress = Progress(len(jobs), "synth")
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import commit, tmp_path
+from .atomic import atomic_file
 from .errors import UsageError
 from .format import FORMAT_VERSION
 
@@ -29,9 +29,8 @@ def write_index(rows: pd.DataFrame, path: Path, dataset: str, class_names: list[
     meta = {"format_version": FORMAT_VERSION, "dataset": dataset, "class_names": list(class_names)}
     s = schema(len(class_names), meta)
     table = pa.Table.from_pandas(rows[list(COLUMNS)], schema=s, preserve_index=False)
-    tmp = tmp_path(path)
-    pq.write_table(table, tmp, compression="zstd")
-    commit(tmp, Path(path))
+    with atomic_file(path) as f:
+        pq.write_table(table, f, compression="zstd")
 
 
 def read_index(path: Path) -> tuple[pd.DataFrame, dict]:

@@ -9,7 +9,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from .atomic import commit, tmp_path
+from .atomic import AtomicFile
 from .format import TAR_BLOCK, idx_name
 
 
@@ -33,9 +33,9 @@ class ShardWriter:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._tmp = tmp_path(self.path)
-        self._file = open(self._tmp, "wb")
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
+        self._out = AtomicFile(self.path)
+        self._idx = None
+        self._tar = tarfile.open(fileobj=self._out.file, mode="w", format=tarfile.USTAR_FORMAT)
         self._samples: list[list[tuple[str, int, int, str]]] = []
 
     def add(self, key: str, components: dict[str, bytes]) -> dict[str, tuple[int, int]]:
@@ -53,25 +53,24 @@ class ShardWriter:
 
     def finish(self) -> dict:
         self._tar.close()
-        self._file.close()
-        self._idx_tmp = tmp_path(self.path.with_name(idx_name(self.path.name)))
-        self._idx_tmp.write_text(idx_text(self._samples))
+        self._out.close()
+        self._idx = AtomicFile(self.path.with_name(idx_name(self.path.name)), "w")
+        self._idx.file.write(idx_text(self._samples))
         return {"name": self.path.name, "samples": len(self._samples),
-                "bytes": self._tmp.stat().st_size, "sha256": file_sha256(self._tmp)}
+                "bytes": self._out.tmp.stat().st_size, "sha256": file_sha256(self._out.tmp)}
 
     def commit(self) -> None:
-        commit(self._idx_tmp, self.path.with_name(idx_name(self.path.name)))
-        commit(self._tmp, self.path)
+        self._idx.commit()
+        self._out.commit()
 
     def abort(self) -> None:
-        for f in (self._tar, self._file):
-            try:
-                f.close()
-            except Exception:  # already closed or half-written: the tmp file goes anyway
-                pass
-        for p in (self._tmp, getattr(self, "_idx_tmp", None)):
-            if p is not None:
-                p.unlink(missing_ok=True)
+        try:
+            self._tar.close()
+        except Exception:  # already closed or half-written: the tmp file goes anyway
+            pass
+        for out in (self._out, self._idx):
+            if out is not None:
+                out.abort()
 
 
 def read_members(path: Path) -> list[tuple[str, int, int]]:

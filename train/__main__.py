@@ -112,13 +112,14 @@ def run(a, cfg: FitConfig, world) -> int:
 def run_bench(a, cfg) -> int:
     import json
 
+    from shards.atomic import write_atomic
+
     from .bench import bench, table
 
     result = bench(cfg, getattr(a, "steps", None), getattr(a, "warmup", None), a.baseline_png or None, a.repeat)
     print(table(result))
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_atomic(Path(a.json), json.dumps(result, indent=1))
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from shards.atomic import commit, tmp_path
+from shards.atomic import AtomicFile
 from shards.errors import UsageError
 
 # what every checkpoint of this tool holds, whoever wrote it (last.pt and best.pt)
@@ -16,13 +16,14 @@ CHECKPOINT_KEYS = ("model", "config")
 def save_checkpoint(path: Path, state: dict) -> None:
     """Written through a Python file, so a full disk is an OSError (ENOSPC), not torch's zip-writer message."""
     path = Path(path)
-    tmp = tmp_path(path)
+    out = AtomicFile(path)
     try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-        commit(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
+        torch.save(state, out.file)
+        out.commit()
+    except BaseException as e:
+        out.abort()
+        if not isinstance(e, OSError):
+            raise
         if e.errno != errno.ENOSPC:
             raise
         mb = 2 ** 20

@@ -10,7 +10,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from shards.atomic import write_atomic
+from shards.atomic import open_log, write_atomic
 from shards.errors import UsageError
 
 WALL_CLOCK_COLUMNS = ("images_per_s", "seconds")
@@ -52,7 +52,7 @@ def write_metrics(path: Path, history: list[dict]) -> None:
 def log_to_file(run_dir: Path):
     """This project's INFO lines (and an error's message, a crash's traceback) into RUN/train.log, also when the
     caller set up no logging: an unconfigured root logger passes WARNING and up only."""
-    handler = logging.FileHandler(run_dir / "train.log")
+    handler = logging.StreamHandler(open_log(run_dir / "train.log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     handler.setLevel(logging.INFO)
     ours = [logging.getLogger(name) for name in ("train", "shards", "eval")]
@@ -73,5 +73,6 @@ def log_to_file(run_dir: Path):
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+        handler.stream.close()
         for lg, level in zip(ours, levels):
             lg.setLevel(level)

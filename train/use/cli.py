@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+from eval.runs import refuse_run_file
 from shards.flags import int_at_least
 
 from ..device import amp_context, resolve_device
@@ -45,8 +46,9 @@ def add_parsers(sub) -> None:
 
 def run(a, say=print) -> int:
     """Run ``a.cmd``; a user's mistake raises ``shards.errors.UsageError``."""
+    out = Path(a.out or Path(a.run) / "export" / FORMATS[a.format]) if a.cmd == "export" else Path(a.out)
+    refuse_run_file(out, [a.run])
     if a.cmd == "export":
-        out = Path(a.out or Path(a.run) / "export" / FORMATS[a.format])
         meta = export(load_model(a.run, "cpu", a.shards), a.format, out)
         say(f"{out}: {a.format} model; metadata in {meta}")
         return 0
@@ -59,7 +61,7 @@ def run(a, say=print) -> int:
     if a.threshold is not None and tm.task != "multi-label":
         say(f"note: --threshold is for multi-label runs; {a.run} is a {tm.task} run: its CSV gives the most "
             f"probable class")
-    result = predict(tm, Path(a.images), Path(a.out), a.batch_size, a.workers, a.skip_bad, amp,
+    result = predict(tm, Path(a.images), out, a.batch_size, a.workers, a.skip_bad, amp,
                      a.threshold or "tuned")
     n = result["images"]  # each skipped file was logged as it was met
     say(f"{result['out']}: probabilities for {n} image{'s' if n != 1 else ''}"

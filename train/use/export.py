@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from shards.atomic import commit, tmp_path, write_atomic
+from shards.atomic import atomic_file, make_dir, write_atomic
 from shards.errors import UsageError
 
 from .load import TrainedModel
@@ -26,27 +26,27 @@ def _example(tm: TrainedModel) -> torch.Tensor:
     return torch.zeros(1, p.channels, p.image_size, p.image_size)
 
 
-def _torchscript(tm: TrainedModel, tmp: Path) -> None:
+def _torchscript(tm: TrainedModel, f) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # trace is deprecated upstream, still the portable format
-        torch.jit.save(torch.jit.trace(tm.model, _example(tm)), str(tmp))
+        torch.jit.save(torch.jit.trace(tm.model, _example(tm)), f)
 
 
-def _onnx(tm: TrainedModel, tmp: Path) -> None:
+def _onnx(tm: TrainedModel, f) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter needs no onnxscript
-        torch.onnx.export(tm.model, (_example(tm),), str(tmp), input_names=["image"], output_names=["logits"],
+        torch.onnx.export(tm.model, (_example(tm),), f, input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
 
 
-def _safetensors(tm: TrainedModel, tmp: Path) -> None:
+def _safetensors(tm: TrainedModel, f) -> None:
     try:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
     except ImportError:
         raise UsageError("--format safetensors needs the safetensors package: "
                          "pip install 'cxr-lt[safetensors]'") from None
     state = {k: v.contiguous() for k, v in tm.model.state_dict().items()}
-    save_file(state, str(tmp), metadata={"cxr_lt": json.dumps(tm.metadata())})
+    f.write(save(state, metadata={"cxr_lt": json.dumps(tm.metadata())}))
 
 
 def export(tm: TrainedModel, fmt: str, out: Path) -> Path:
@@ -54,15 +54,11 @@ def export(tm: TrainedModel, fmt: str, out: Path) -> Path:
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: one of {', '.join(FORMATS)}")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(out.parent)
     model = tm.model.cpu().float().to(memory_format=torch.contiguous_format)
     tm = replace(tm, model=model)
-    tmp = tmp_path(out)
-    try:
-        {"torchscript": _torchscript, "onnx": _onnx, "safetensors": _safetensors}[fmt](tm, tmp)
-        commit(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out) as f:
+        {"torchscript": _torchscript, "onnx": _onnx, "safetensors": _safetensors}[fmt](tm, f)
     meta = out.with_name(out.name + ".json")
     write_atomic(meta, json.dumps({**tm.metadata(), "format": fmt, "file": out.name}, indent=1).encode())
     return meta

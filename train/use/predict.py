@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from eval.tasks import TASKS
 from shards.images import BadImage
-from shards.atomic import write_atomic
+from shards.atomic import make_dir, write_atomic
 from shards.errors import UsageError
 from shards.progress import Progress
 
@@ -119,7 +119,7 @@ def probability_table(paths: list[Path], logits: np.ndarray, class_names: list[s
 def write_table(path: Path, table: pd.DataFrame) -> None:
     buf = io.StringIO()
     table.to_csv(buf, index=False, float_format="%.6g")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    make_dir(Path(path).parent)
     write_atomic(Path(path), buf.getvalue().encode())
 
 

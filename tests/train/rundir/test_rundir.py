@@ -176,3 +176,14 @@ def test_a_two_stage_method_without_init_from_names_the_flag_and_the_stage_one_m
                                          r"RUN, where RUN is the --out of `python -m train fit --method bce"):
         fit(tiny_fit(ml_shards_dir, tmp_path / "crt", "crt-bce"))
     assert not (tmp_path / "crt").exists()
+
+
+def test_a_train_log_that_is_a_link_is_refused_and_its_target_untouched(shards_dir, tmp_path):
+    victim = tmp_path / "bashrc"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.log").symlink_to(victim)
+    with pytest.raises(UsageError, match="train.log is a symbolic link"):
+        fit(tiny_fit(shards_dir, run, epochs=1))
+    assert victim.read_text() == "precious"

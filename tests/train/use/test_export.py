@@ -64,3 +64,21 @@ def test_export_cli_writes_the_default_file_and_its_metadata(stage1_run, tmp_pat
 def test_export_of_a_dir_that_is_not_a_run_is_a_usage_error(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--format", "onnx"]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_export_never_writes_through_a_planted_temp_link_nor_into_a_folder(stage1_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(stage1_run, run)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (run / "export").mkdir()
+    for pid in (1, 2, 3, 4242):
+        (run / "export" / f".model.onnx.tmp{pid}").symlink_to(victim)
+    (run / "export" / "model.safetensors").symlink_to(victim)
+    assert main(["export", str(run), "--format", "safetensors"]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(run / "best.pt")]) == 2
+    assert "destroy the run" in capsys.readouterr().err
+    assert victim.read_text() == "precious"

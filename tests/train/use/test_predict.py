@@ -1,6 +1,7 @@
 """predict / load_model on the original images of a run's test split reproduce the run's own predictions."""
 import importlib.util
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -213,3 +214,28 @@ def test_threshold_on_a_single_label_run_says_it_does_not_apply(stage1_run, raw_
                  "--workers", "0", "--threshold", "0.3"]) == 0
     assert "note: --threshold is for multi-label runs" in capsys.readouterr().out
     assert list(pd.read_csv(tmp_path / "p.csv").columns)[-2:] == ["predicted", "probability"]
+
+
+@pytest.mark.parametrize("name", ["best.pt", "config.json", "predictions/test.parquet"])
+def test_predict_refuses_an_out_that_is_one_of_the_runs_own_files(stage1_run, raw_dir, tmp_path, capsys, name):
+    run = tmp_path / "run"
+    shutil.copytree(stage1_run, run)
+    before = (run / name).read_bytes()
+    assert main(["predict", str(run), "--images", str(next(raw_dir.rglob("*.png"))), "--out", str(run / name),
+                 "--workers", "0"]) == 2
+    assert "destroy the run" in capsys.readouterr().err
+    assert (run / name).read_bytes() == before
+
+
+def test_predict_into_an_existing_folder_or_through_a_link_is_one_line(stage1_run, raw_dir, tmp_path, capsys):
+    image = str(next(raw_dir.rglob("*.png")))
+    (tmp_path / "outdir").mkdir()
+    assert main(["predict", str(stage1_run), "--images", image, "--out", str(tmp_path / "outdir"),
+                 "--workers", "0"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "p.csv").symlink_to(victim)
+    assert main(["predict", str(stage1_run), "--images", image, "--out", str(tmp_path / "p.csv"),
+                 "--workers", "0"]) == 2
+    assert "symbolic link" in capsys.readouterr().err and victim.read_text() == "precious"
