@@ -31,6 +31,8 @@ def _check_shard(root: Path, info: dict, rows, ext: str) -> list[str]:
     name, path = info["name"], root / info["name"]
     if not path.exists():
         return [f"{name}: missing"]
+    if not path.is_file():  # a link to /dev/zero or a FIFO would be read forever
+        return [f"{name}: not a plain file (a device, FIFO or folder)"]
     problems = []
     if path.stat().st_size != info["bytes"]:
         problems.append(f"{name}: {path.stat().st_size} bytes, manifest says {info['bytes']}")

@@ -1,5 +1,8 @@
 """Constants and naming rules of the shard format (version 1)."""
 import re
+from pathlib import Path
+
+from .errors import UsageError
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -32,6 +35,19 @@ def key_for(image_id: str) -> str:
 
 def shard_name(split: str, number: int) -> str:
     return f"{split}-{number:06d}.tar"
+
+
+_SHARD = re.compile(rf"^({'|'.join(SPLITS)})-[0-9]{{6}}\.tar$")  # what shard_name() gives
+
+
+def check_shard_names(names, source: Path, root: Path) -> None:
+    """Shard names read from ``source`` (manifest.json, index.parquet) name files in ``root`` itself: a name
+    such as ../../dev/zero or /etc/x, from a shards dir someone else made, would read a file outside it."""
+    for name in dict.fromkeys(names):
+        if not isinstance(name, str) or not _SHARD.match(name):
+            raise UsageError(f"{source}: shard {name!r} is not a shard file of this dir (SPLIT-NNNNNN.tar); the "
+                             f"file was altered: rebuild the shards with `python -m ingest build-shards` into a "
+                             f"new --out, or get {root} again from its source")
 
 
 def idx_name(shard: str) -> str:

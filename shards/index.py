@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from .atomic import atomic_file
 from .errors import UsageError
-from .format import FORMAT_VERSION
+from .format import FORMAT_VERSION, check_shard_names
 
 META_KEY = b"cxr_lt"
 COLUMNS = ("key", "image_id", "patient_id", "split", "balanced_test", "label", "labels",
@@ -46,7 +46,10 @@ def read_index(path: Path) -> tuple[pd.DataFrame, dict]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise UsageError(f"{path}: format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}; "
                          "rebuild the shards with `python -m ingest build-shards`")
-    return table.to_pandas(), meta
+    index = table.to_pandas()
+    if "shard" in index:
+        check_shard_names(index["shard"], path, Path(path).parent)
+    return index, meta
 
 
 def label_counts(rows: pd.DataFrame, num_classes: int) -> np.ndarray:

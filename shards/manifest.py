@@ -3,9 +3,11 @@ import json
 from pathlib import Path
 
 from .errors import UsageError
-from .format import INDEX_FILE, MANIFEST_FILE
+from .format import IMAGE_EXT, INDEX_FILE, MANIFEST_FILE, check_shard_names
 from .writer import file_sha256
 
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest of a million shards is about 200 MB; ours hold hundreds
+MAX_IMAGE_SIZE = 8192  # pixels a side of a packed image
 REQUIRED = ("format_version", "dataset", "class_names", "groups", "image", "images", "counts", "shards")
 
 
@@ -14,6 +16,11 @@ def read_manifest(root: Path) -> dict:
     root = Path(root)
     path = root / MANIFEST_FILE
     fix = f"run `python -m ingest verify {root}`, or rebuild the shards into a new --out"
+    if path.is_file() and path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise UsageError(f"{path}: {path.stat().st_size} bytes, more than a manifest holds "
+                         f"({MAX_MANIFEST_BYTES >> 20} MiB at most); {fix}")
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise UsageError(f"{path} is not a plain file (a device or FIFO); {fix}")
     try:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -23,7 +30,25 @@ def read_manifest(root: Path) -> dict:
     missing = [k for k in REQUIRED if k not in manifest] if isinstance(manifest, dict) else list(REQUIRED)
     if missing:
         raise UsageError(f"{path}: not a shards manifest (no {', '.join(missing)}); {fix}")
+    shards = manifest["shards"]
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and {"name", "bytes", "sha256", "samples"} <= set(s)
+                                               for s in shards):
+        raise UsageError(f"{path}: 'shards' is not a list of {{name, bytes, sha256, samples}}; {fix}")
+    check_shard_names([s["name"] for s in shards], path, root)
+    check_image_settings(manifest["image"], path, fix)
     return manifest
+
+
+def check_image_settings(image, source: Path, fix: str) -> None:
+    """How the images were packed, read from a file, checked as build-shards' flags are: a damaged size
+    would reach the decoder and the model's input."""
+    def whole(value, low, high) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    if not (isinstance(image, dict) and whole(image.get("size"), 1, MAX_IMAGE_SIZE)
+            and image.get("format") in IMAGE_EXT and whole(image.get("quality", 95), 1, 100)):
+        raise UsageError(f"{source}: image settings {image!r} are not a build's (size 1..{MAX_IMAGE_SIZE} px, "
+                         f"format {' | '.join(IMAGE_EXT)}, quality 1..100); {fix}")
 
 
 def check_index_hash(root: Path, manifest: dict) -> str:

@@ -8,6 +8,7 @@ while mapped kills the process with SIGBUS, while a short read can be named. A t
 otherwise hand the decoder a few bytes or none, and DALI's decoder crashes on those without a message.
 """
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,12 @@ class ShardFiles:
         """Raise ``UsageError`` naming the first shard that is missing or too short for the index."""
         for shard, (key, offset, size) in self._last.items():
             try:
-                have = (self.root / shard).stat().st_size
+                st = (self.root / shard).stat()
             except FileNotFoundError:
                 raise self.damaged(shard, f"missing, but the index lists image {key} in it") from None
+            if not stat.S_ISREG(st.st_mode):  # a link to /dev/zero or a FIFO would be read forever
+                raise self.damaged(shard, "not a plain file (a device, FIFO or folder)")
+            have = st.st_size
             if have < offset + size:
                 raise self.damaged(shard, f"{have} bytes, but the index places image {key} at bytes "
                                           f"{offset}..{offset + size}: the shard is truncated or not this dir's")

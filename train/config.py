@@ -32,7 +32,7 @@ class FitConfig:
     out: str = opt("", "run dir", required=True)
     model: str = opt("resnet50", "network", choices=("resnet18", "resnet34", "resnet50", "densenet121", "tiny"))
     pretrained: str = opt("imagenet", "imagenet | none | PATH to a state dict")
-    image_size: int = opt(256, "pixels, square (the paper: 256, no crop)", at_least=1)
+    image_size: int = opt(256, "pixels, square (the paper: 256, no crop)", at_least=1, at_most=4096)
     channels: int = opt(3, "model input: 3 = the grey image in each of R, G, B (the paper); "
                         "1 = grey only, conv1's ImageNet weights summed over RGB", choices=(3, 1))
     epochs: int = opt(60, "at most this many epochs", at_least=1)
@@ -101,6 +101,30 @@ def checked(f: dataclasses.Field, value):
         if rule in m and not ok(m[rule]):
             raise UsageError(f"{flag(f.name)} {value}: must be {text} {m[rule]}")
     return value
+
+
+def check_saved_config(path: Path, meta: dict, needed=("model", "method", "image_size")) -> dict:
+    """The ``config`` of a run's config.json, each known setting checked as its flag is (an altered or damaged
+    file would otherwise reach the model builder: image_size 60000 allocates gigabytes); returns it."""
+    fix = "the file was altered or is damaged; rerun the run's fit command into a new --out"
+    cfg = meta.get("config")
+    if not isinstance(cfg, dict):
+        raise UsageError(f"{path}: no 'config' mapping of settings; {fix}")
+    missing = [k for k in needed if k not in cfg]
+    if missing:
+        raise UsageError(f"{path}: its config has no {', '.join(missing)}; {fix}")
+    by_name = {f.name: f for f in fields(FitConfig)}
+    for key, value in cfg.items():
+        if key in by_name:
+            try:
+                checked(by_name[key], value)
+            except UsageError as e:
+                raise UsageError(f"{path}: {e}; {fix}") from None
+    names = meta.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names) \
+            or len(set(names)) != len(names):
+        raise UsageError(f"{path}: 'class_names' is not a list of distinct class names; {fix}")
+    return cfg
 
 
 def help_text(f: dataclasses.Field) -> str:

@@ -13,6 +13,7 @@ from torch import nn
 from shards.errors import UsageError
 
 from .methods.heads import make_head
+from .rundir.checkpoint import torch_load
 
 
 class Classifier(nn.Module):
@@ -71,7 +72,7 @@ def _file_state(path: str) -> dict:
     if not Path(path).is_file():
         raise WeightsUnavailable(f"--pretrained {path}: no such file; give a state dict saved with torch.save, "
                                  f"'imagenet' or 'none'")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch_load(Path(path), "give --pretrained a state dict saved with torch.save, 'imagenet' or 'none'")
     return state.get("model", state) if isinstance(state, dict) else state
 
 

@@ -26,7 +26,7 @@ from ..methods.decoupling import sweep_tau, tau_norm_head
 from ..methods.heads import make_head
 from ..methods.registry import BASELINE, Method, get_method
 from ..models import Classifier, build_model
-from ..rundir.checkpoint import load_checkpoint, save_checkpoint
+from ..rundir.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ..rundir.results import write_results
 from .inference import infer
 from .distributed import World
@@ -52,7 +52,8 @@ def stage1_model(init_from: str, ss: ShardSet, task: Task) -> tuple[Classifier, 
         raise UsageError(f"--init-from {run} is a {method1.name} run; start from a stage-1 {task.name} run such as "
                          f"{BASELINE[task.name]}")
     model = build_model(cfg1["model"], ss.num_classes, "none", method_head(method1, cfg1), cfg1.get("channels", 3))
-    model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
+    fix = "give --init-from a finished stage-1 run of this tool"
+    load_weights(model, load_checkpoint(run / "best.pt", fix)["model"], run / "best.pt", fix)
     return model, cfg1
 
 

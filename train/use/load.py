@@ -16,8 +16,9 @@ from torch import nn
 
 from eval.runs import read_json
 from shards.errors import UsageError
-from shards.manifest import read_manifest
+from shards.manifest import check_image_settings, read_manifest
 
+from ..config import check_saved_config
 from ..loop.stages import STAGES, stage1_architecture
 from ..methods.registry import get_method
 from ..models import build_model
@@ -64,7 +65,9 @@ def read_run(run: Path) -> dict:
     if not (run / "best.pt").is_file():
         raise UsageError(f"{run}: no best.pt, so no model to use; finish the run first (rerun its fit command; "
                          f"a tau-norm run made before tau-norm saved its weights: rerun it with --resume never)")
-    return read_json(path)
+    meta = read_json(path)
+    check_saved_config(path, meta)
+    return meta
 
 
 def architecture(meta: dict) -> dict:
@@ -77,9 +80,11 @@ def architecture(meta: dict) -> dict:
     return {"model": model, "head": stage.saved_head(method, cfg), "channels": cfg.get("channels", 3)}
 
 
-def shards_image(meta: dict, shards: str | Path | None) -> dict:
+def shards_image(meta: dict, shards: str | Path | None, run: Path) -> dict:
     """How the run's shards were packed: {size, format, quality}."""
     if "shards_image" in meta:
+        check_image_settings(meta["shards_image"], Path(run) / "config.json",
+                             "the file was altered or is damaged; rerun the run's fit command into a new --out")
         return meta["shards_image"]
     root = Path(shards or meta["config"]["shards"])
     if not (root / "manifest.json").is_file():
@@ -97,7 +102,7 @@ def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str 
     run = Path(run)
     meta = read_run(run)
     cfg, arch = meta["config"], architecture(meta)
-    image = shards_image(meta, shards)
+    image = shards_image(meta, shards, run)
     model = build_model(arch["model"], len(meta["class_names"]), "none", arch["head"], arch["channels"])
     ckpt = load_checkpoint(run / "best.pt")
     try:
