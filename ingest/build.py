@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from shards.atomic import make_dir, remove_stale_tmp, write_atomic
+from shards.lock import hold
 from shards.format import FORMAT_VERSION, IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, SPLITS, idx_name, shard_name
 from shards.images import MAX_PIXELS, BadImage, convert
 from shards.index import class_counts, label_counts, write_index
@@ -227,6 +228,11 @@ def build_shards(images: Path, labels: Path, out: Path, opts: BuildOptions) -> d
     plan["source"] = locate_images(adapter, images, plan)
     state = {"params": opts.params(), "label_files": label_hashes, "plan": plan_digest(plan)}
     _make_out(out)
+    with hold(out, "ingest build-shards"):  # a second build would delete this one's live temp files
+        return _build(out, plan, state, adapter, images, opts)
+
+
+def _build(out: Path, plan: pd.DataFrame, state: dict, adapter, images: Path, opts: BuildOptions) -> dict:
     if (manifest := _existing(out, state)) is not None:
         return manifest
     shards, todo = list(dict.fromkeys(plan["shard"])), plan

@@ -9,6 +9,7 @@ checked the way ``fit`` checks it: a run made with other settings is refused,
 naming what changed, or with ``rerun_changed`` trained again into a new dir
 (``ce-seed0-2``) that the table then uses; one table never mixes settings.
 """
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -16,10 +17,11 @@ from pathlib import Path
 from eval.table import write_table
 from eval.tasks import task_of
 from shards.errors import UsageError
+from shards.lock import hold
 from shards.reader import open_shards, shards_manifest
 
 from .config import FitConfig
-from .loop.distributed import barrier, current
+from .loop.distributed import barrier, current, init
 from .loop.fit import fit
 from .loop.stages import STAGES
 from .methods.registry import BASELINE, PAPER_METHODS, check_task, get_method, methods_for
@@ -90,6 +92,11 @@ def suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop
           rerun_changed: bool = False) -> str:
     """'finished' (table written) or 'interrupted' (rerun to continue)."""
     out = Path(out)
+    with hold(out, "train suite") if init(base.device).main else contextlib.nullcontext():
+        return _suite(base, out, methods, seeds, stop, rerun_changed)
+
+
+def _suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop, rerun_changed: bool) -> str:
     ss = open_shards(base.shards)
     task, index_sha = task_of(ss.manifest).name, ss.index_sha256
     order = plan(methods, task)

@@ -15,6 +15,7 @@ import torch
 
 from eval.tasks import Task, task_of
 from shards.errors import UsageError
+from shards.lock import hold
 from shards.reader import open_shards, shards_manifest
 
 from ..config import FitConfig
@@ -44,19 +45,24 @@ def fit(cfg: FitConfig, stop=None) -> str:
     check_task(method, task.name, cfg.shards)
     note = note_unfinished_stage1(cfg, method) if STAGES[method.stage].from_stage1 else None
     made = not run.exists()
-    aside = open_run_dir(run, cfg.resume) if world.main else None
-    barrier()
-    try:
-        with log_to_file(run) if world.main else contextlib.nullcontext():
+    with contextlib.ExitStack() as held:
+        try:
+            if world.main:
+                held.enter_context(hold(run, "train fit"))  # before anything in it is moved or read
+            aside = open_run_dir(run, cfg.resume) if world.main else None
             if aside is not None:
-                log.info("--resume never: moved the earlier run in %s aside to %s", run, aside)
-            status = _fit(cfg, method, task, stop, world)
-    except UsageError:
-        if made and world.main:
-            remove_unused(run)
-        raise
-    if note is not None and status == "finished" and world.main:
-        add_to_summary(run, stage1_unfinished=note)
+                held.enter_context(hold(run, "train fit"))  # the new dir; the old one moved aside with its lock
+            barrier()
+            with log_to_file(run) if world.main else contextlib.nullcontext():
+                if aside is not None:
+                    log.info("--resume never: moved the earlier run in %s aside to %s", run, aside)
+                status = _fit(cfg, method, task, stop, world)
+        except UsageError:
+            if made and world.main:
+                remove_unused(run)
+            raise
+        if note is not None and status == "finished" and world.main:
+            add_to_summary(run, stage1_unfinished=note)
     return status
 
 

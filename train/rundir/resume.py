@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eval.runs import read_json
 from shards.atomic import remove_stale_tmp
+from shards.lock import LOCK_FILE
 from shards.errors import UsageError
 
 from ..config import FitConfig, config_changes
@@ -69,7 +70,7 @@ def open_run_dir(run: Path, resume: str) -> Path | None:
 def remove_unused(run: Path) -> None:
     """After a start that failed on a user's mistake: remove the run dir this command made, when nothing but
     its start-up files is in it."""
-    if run.is_dir() and {p.name for p in run.iterdir()} <= {"config.json", "train.log"}:
+    if run.is_dir() and {p.name for p in run.iterdir()} <= {"config.json", "train.log", LOCK_FILE}:
         shutil.rmtree(run)
 
 
