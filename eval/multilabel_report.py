@@ -11,9 +11,8 @@ import pandas as pd
 
 from . import figures
 from . import metrics as m
-from .predictions import read_predictions
 from .report_page import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
-from .runs import read_json
+from .runs import run_meta, run_predictions
 from .summary import GROUPS_NOTE, RESAMPLE_NOTE, MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
 from .tasks import sigmoid
 
@@ -23,10 +22,10 @@ UNDEFINED = "—"  # the per-class table's cell of an AP or AUROC a class does n
 def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> dict:
     """summary.json of the report: the test numbers of MULTILABEL_KEYS and each class's AP and AUROC, each
     with a 95% interval (one bootstrap: a resample's numbers all come from the same images)."""
-    meta = read_json(run / "config.json")
+    meta = run_meta(run)
     names, groups = meta["class_names"], meta["groups"]
-    val = read_predictions(run / "predictions" / "val.parquet")
-    test = read_predictions(run / "predictions" / "test.parquet")
+    val = run_predictions(run, "val")
+    test = run_predictions(run, "test")
     thresholds = m.tune_thresholds(val.labels, sigmoid(val.logits))  # fixed: only the test images are resampled
     point, low, high = m.bootstrap_ci(lambda y, p: multilabel_numbers(y, p, groups, thresholds), test.labels,
                                       sigmoid(test.logits), n_boot=n_boot, seed=seed,
@@ -46,7 +45,7 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
 
 def per_class_table(run: Path, s: dict) -> pd.DataFrame:
     """One row per class: group, training positives, test positives, AP with its interval, AUROC, threshold."""
-    meta = read_json(run / "config.json")
+    meta = run_meta(run)
     rows = [s["per_class"][name] for name in meta["class_names"]]
     return pd.DataFrame({
         "class": meta["class_names"], "group": meta["groups"], "train_positives": meta["train_counts"],
@@ -80,7 +79,7 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str
 
 def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str, str]:
     """The report's figures; returns their links (file -> alt text)."""
-    meta = read_json(run / "config.json")
+    meta = run_meta(run)
     heading = title(s, run)
     links = training_curves(run, out, s, best_epoch, "multi-label")
     pc = s["per_class"]
@@ -90,7 +89,7 @@ def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict
                                         f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}",
                                         ylabel="average precision on test (AP; n: test positives)"),
                  out / "per_class_ap.png")
-    test = read_predictions(run / "predictions" / "test.parquet")
+    test = run_predictions(run, "test")
     examples = figures.pr_examples(test.labels, meta["groups"])
     figures.save(figures.pr_curves(test.labels, sigmoid(test.logits), examples, meta["class_names"],
                                    f"{heading}\nprecision-recall on test: the class of each group with the most "

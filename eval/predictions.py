@@ -15,6 +15,9 @@ from shards.atomic import atomic_file, make_dir
 from shards.errors import UsageError
 
 
+ALTERED = "the file was altered or is damaged; rerun the run's fit command into a new --out"
+
+
 @dataclass(frozen=True)
 class Predictions:
     keys: np.ndarray
@@ -65,18 +68,49 @@ def _reading(path: Path):
 
 
 def _rows(column: pa.ChunkedArray) -> np.ndarray:
-    """A fixed-size-list column as an (N, width) array."""
+    """A fixed-size-list column as an (N, width) array (a plain list column of equal lengths too)."""
     column = column.combine_chunks()
+    if not pa.types.is_fixed_size_list(column.type):
+        return np.array(column.to_pylist(), dtype=np.float64).reshape(len(column), -1)  # ragged: ValueError
     return column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)
 
 
-def read_predictions(path: Path) -> Predictions:
+def read_predictions(path: Path, num_classes: int | None = None) -> Predictions:
+    """The file's predictions; with ``num_classes``, also checked: rows, distinct keys, finite logits of that
+    width, labels in range. A file that fails is a UsageError naming it (numbers from it would be wrong)."""
     with _reading(path):
         multi = "labels" in pq.read_schema(path).names
         table = pq.read_table(path, columns=["key", "patient_id", "labels" if multi else "label", "logits"])
-    labels = _rows(table["labels"]) if multi else table["label"].to_numpy()
-    return Predictions(table["key"].to_numpy(zero_copy_only=False), table["patient_id"].to_numpy(zero_copy_only=False),
-                       labels.astype(np.int64), _rows(table["logits"]).astype(np.float64))
+    try:
+        labels = _rows(table["labels"]) if multi else table["label"].to_numpy()
+        p = Predictions(table["key"].to_numpy(zero_copy_only=False),
+                        table["patient_id"].to_numpy(zero_copy_only=False), labels.astype(np.int64),
+                        _rows(table["logits"]).astype(np.float64))
+    except (ValueError, TypeError, pa.ArrowException) as e:
+        raise UsageError(f"{path}: not a predictions file of this tool ({str(e)[:100]}); {ALTERED}") from None
+    if num_classes is not None:
+        check_predictions(path, p, num_classes)
+    return p
+
+
+def check_predictions(path: Path, p: Predictions, num_classes: int) -> None:
+    n = len(p.keys)
+    problem = None
+    if n == 0:
+        problem = "no rows (an empty split has no numbers)"
+    elif len(set(p.keys.tolist())) != n:
+        keys, counts = np.unique(p.keys.astype(str), return_counts=True)
+        problem = f"key {keys[counts > 1][0]!r} appears more than once"
+    elif p.logits.shape[1] != num_classes:
+        problem = f"logits of width {p.logits.shape[1]}, the run has {num_classes} classes"
+    elif not np.isfinite(p.logits).all():
+        problem = f"{int((~np.isfinite(p.logits)).any(axis=1).sum())} rows with NaN or infinite logits"
+    elif p.multi_label and (p.labels.shape[1] != num_classes or not np.isin(p.labels, (0, 1)).all()):
+        problem = f"labels that are not {num_classes} 0/1 values a row"
+    elif not p.multi_label and not ((p.labels >= 0) & (p.labels < num_classes)).all():
+        problem = f"label {p.labels[(p.labels < 0) | (p.labels >= num_classes)][0]} outside 0..{num_classes - 1}"
+    if problem:
+        raise UsageError(f"{path}: {problem}; {ALTERED}")
 
 
 def count_predictions(path: Path) -> int:

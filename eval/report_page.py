@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shards.errors import UsageError
+
 from . import figures
 from .runs import SYNTHETIC, describe, is_synthetic, read_json
 
@@ -60,10 +62,31 @@ def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[st
     return "\n".join(lines) + "\n"
 
 
+def read_history(path: Path, task: str) -> pd.DataFrame:
+    """metrics.csv: one row per epoch with the columns the curves plot, all numbers (empty when missing)."""
+    if not path.exists():
+        return pd.DataFrame()
+    k = figures.CURVES[task]["select"]
+    need = ["epoch", "train_loss", "val_loss", f"train_{k}", f"val_{k}", "train_auroc", "val_auroc"]
+    fix = "the file was altered or is damaged; rerun the run's fit command into a new --out"
+    try:
+        history = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise UsageError(f"{path}: not a readable CSV ({str(e).splitlines()[0][:100]}); {fix}") from None
+    missing = [c for c in need if c not in history]
+    if missing:
+        raise UsageError(f"{path}: no column {', '.join(missing)}; {fix}")
+    if len(history) and not all(pd.api.types.is_numeric_dtype(history[c]) for c in need):
+        raise UsageError(f"{path}: a column of {', '.join(need)} holds text, not numbers; {fix}")
+    return history
+
+
 def training_curves(run: Path, out: Path, s: dict, best_epoch: int | None, task: str) -> dict[str, str]:
     """training_curves.png from metrics.csv, and its figure link; none for a run without a training history
     (tau-norm only rescales a trained classifier)."""
-    history = pd.read_csv(run / "metrics.csv") if (run / "metrics.csv").exists() else pd.DataFrame()
+    history = read_history(run / "metrics.csv", task)
     if not len(history):
         return {}
     loss = read_json(run / "config.json")["method"]["loss"]

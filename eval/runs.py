@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 from shards.errors import UsageError
-from shards.format import MANIFEST_FILE
+from shards.format import GROUPS, MANIFEST_FILE
+
+from .predictions import Predictions, read_predictions
 
 SYNTHETIC = "SYNTHETIC pixels, not comparable with published results"
 
@@ -21,6 +23,8 @@ def read_json(path: Path, fix: str = "rerun the fit command into a new --out") -
                          f"(it resumes and rewrites the run's files)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"{path} is damaged (not JSON: {e}); {fix}") from None
+    except OSError as e:  # a folder, or unreadable
+        raise UsageError(f"{path}: cannot be read ({e.strerror}); {fix}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} is damaged (not a JSON object); {fix}")
     return data
@@ -39,6 +43,30 @@ def refuse_run_file(out: Path, runs, flag: str = "--out") -> None:
             if target == own or own in target.parents:
                 raise UsageError(f"{flag} {out} is {run}'s own {name}; writing there would destroy the run; "
                                  f"give an {flag} outside the run's files")
+
+
+def run_meta(run: Path) -> dict:
+    """config.json of a run, with what a report reads from it checked: class names, their groups and counts."""
+    path = Path(run) / "config.json"
+    meta = read_json(path)
+    names, groups = meta.get("class_names"), meta.get("groups")
+    fix = "the file was altered or is damaged; rerun the fit command into a new --out"
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names) \
+            or len(set(names)) != len(names):
+        raise UsageError(f"{path}: 'class_names' is not a list of distinct class names; {fix}")
+    if not isinstance(groups, list) or len(groups) != len(names) or not set(groups) <= set(GROUPS):
+        raise UsageError(f"{path}: 'groups' is not one of {', '.join(GROUPS)} per class ({len(names)}); {fix}")
+    counts = meta.get("train_counts", [0] * len(names))
+    if not isinstance(counts, list) or len(counts) != len(names):
+        raise UsageError(f"{path}: 'train_counts' is not one count per class ({len(names)}); {fix}")
+    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("method"), dict):
+        raise UsageError(f"{path}: no 'config' and 'method' mappings; {fix}")
+    return meta
+
+
+def run_predictions(run: Path, split: str) -> Predictions:
+    """RUN/predictions/SPLIT.parquet, checked against the run's classes."""
+    return read_predictions(Path(run) / "predictions" / f"{split}.parquet", len(run_meta(run)["class_names"]))
 
 
 def finished(run: Path) -> Path:

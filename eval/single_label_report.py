@@ -6,9 +6,8 @@ import pandas as pd
 
 from . import figures
 from . import metrics as m
-from .predictions import read_predictions
 from .report_page import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
-from .runs import read_json
+from .runs import run_meta, run_predictions
 from .tasks import softmax
 
 
@@ -21,11 +20,11 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
     """summary.json of the report: balanced-test groups and test metrics, each with a 95% interval.
 
     ``full=False`` leaves out AUROC, MCC and the per-class intervals (the table needs none; AUROC is slow)."""
-    meta = read_json(run / "config.json")
+    meta = run_meta(run)
     names, groups = meta["class_names"], meta["groups"]
     c = len(names)
-    bt = read_predictions(run / "predictions" / "balanced-test.parquet")
-    test = read_predictions(run / "predictions" / "test.parquet")
+    bt = run_predictions(run, "balanced-test")
+    test = run_predictions(run, "test")
     kw = dict(n_boot=n_boot, seed=seed)
     bt_kw = dict(kw, clusters=bt.patients if by_patient else None)
     t_kw = dict(kw, clusters=test.patients if by_patient else None)
@@ -48,9 +47,9 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
 
 def per_class_table(run: Path, s: dict) -> pd.DataFrame:
     """One row per class: balanced-test accuracy (recall) with its interval, test F1 and AUROC."""
-    meta = read_json(run / "config.json")
+    meta = run_meta(run)
     names, c = meta["class_names"], len(meta["class_names"])
-    test = read_predictions(run / "predictions" / "test.parquet")
+    test = run_predictions(run, "test")
     cm = m.confusion_matrix(test.labels, test.predicted, c)
     tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
     f1 = np.divide(2 * tp, support + predicted, out=np.full(c, np.nan), where=(support + predicted) > 0)
@@ -86,7 +85,7 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str
     notes = (f"Head, Medium, Tail: mean per-class accuracy (recall) of the group's classes on balanced-test "
              f"({n['balanced_test']} images); Avg: the mean of the three. mF1 (macro F1), bAcc (balanced "
              f"accuracy), AUROC (macro one-vs-rest) and MCC: on test ({n['test']} images). "
-             + bootstrap_note(s["bootstrap"]) + " " + scores_note(read_json(run / "config.json")))
+             + bootstrap_note(s["bootstrap"]) + " " + scores_note(run_meta(run)))
     return page(run, s, headline, notes,
                 ["Recall (accuracy of the class) on balanced-test with its 95% interval; F1 and AUROC on test.", "",
                  markdown_table(per_class)], figure_links)
@@ -94,10 +93,10 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str
 
 def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str, str]:
     """The report's figures; returns their links (file -> alt text)."""
-    meta = read_json(run / "config.json")
+    meta = run_meta(run)
     heading = title(s, run)
     links = training_curves(run, out, s, best_epoch, "single-label")
-    bt = read_predictions(run / "predictions" / "balanced-test.parquet")
+    bt = run_predictions(run, "balanced-test")
     cm = m.confusion_matrix(bt.labels, bt.predicted, len(meta["class_names"]))
     figures.save(figures.confusion(cm, meta["class_names"], f"{heading}\nbalanced-test"),
                  out / "confusion_balanced_test.png")

@@ -125,4 +125,10 @@ def tuned_thresholds(run: Path, class_names: list[str]) -> list[float] | None:
     per_class = read_json(path).get("per_class", {}) if path.is_file() else {}
     if not all(isinstance(per_class.get(c), dict) and "threshold" in per_class[c] for c in class_names):
         return None
+    for c in class_names:
+        t = per_class[c]["threshold"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
+            raise UsageError(f"{path}: class {c!r} has threshold {t!r}, not a probability strictly between 0 and 1; "
+                             f"the file was altered or is damaged: rerun the run's fit command into a new --out, or "
+                             f"give --threshold 0.5")
     return [float(per_class[c]["threshold"]) for c in class_names]

@@ -239,3 +239,18 @@ def test_predict_into_an_existing_folder_or_through_a_link_is_one_line(stage1_ru
     assert main(["predict", str(stage1_run), "--images", image, "--out", str(tmp_path / "p.csv"),
                  "--workers", "0"]) == 2
     assert "symbolic link" in capsys.readouterr().err and victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 5, -1, "0.5", None])
+def test_malformed_tuned_thresholds_are_one_line_naming_summary_json(ml_stage1_run, raw_dir, tmp_path, capsys, bad):
+    run = tmp_path / "run"
+    shutil.copytree(ml_stage1_run, run)
+    summary = json.loads((run / "summary.json").read_text())
+    first = next(iter(summary["per_class"]))
+    summary["per_class"][first]["threshold"] = bad
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert main(["predict", str(run), "--images", str(next(raw_dir.rglob("*.png"))), "--out",
+                 str(tmp_path / "p.csv"), "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "summary.json: class" in err and "not a probability" in err and err.count("\n") == 1
+    assert not (tmp_path / "p.csv").exists()
