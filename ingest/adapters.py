@@ -5,6 +5,7 @@ reader validates them all. A record has image_id, key, patient_id, split
 (train | val | test), balanced_test, label (class index, -1 for multi-label),
 labels (multi-hot) and path (relative to the image root, or None = search).
 """
+import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -84,6 +85,26 @@ def _norm(col: str) -> str:
     return col.strip().lower().replace("_", " ")
 
 
+def _header(path: Path) -> list[str]:
+    """The first row as written (pandas renames a repeated column 'Mass' to 'Mass.1')."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), [])
+    except (UnicodeDecodeError, csv.Error):
+        return []  # pandas names what is wrong with it
+
+
+def _check_repeated_columns(path: Path, header: list[str]) -> None:
+    """Two columns of one class (``Mass`` twice, ``MASS`` beside ``Mass``, ``Pleural Thickening`` beside
+    ``Pleural_Thickening``): keeping either would silently drop the other's labels."""
+    seen = {}
+    for col in header:
+        if _norm(col) in seen:
+            raise IngestError(f"{path}: columns {seen[_norm(col)]!r} and {col!r} name the same column "
+                              f"({_norm(col)!r}); keep one of them (the one with the labels you mean)")
+        seen[_norm(col)] = col
+
+
 def _class_columns(adapter: Adapter, path: Path, columns: list[str]) -> list[str]:
     """The file's class columns in the adapter's class order; unknown or missing ones are errors."""
     meta = {adapter.id_col, adapter.patient_col, adapter.path_col, "study_id", "subject_id"} - {None}
@@ -107,6 +128,7 @@ def _read_file(adapter: Adapter, path: Path) -> pd.DataFrame:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise IngestError(f"{path}: not a readable CSV ({e})") from e
+    _check_repeated_columns(path, _header(path))
     cols = _class_columns(adapter, path, list(df.columns))
     values = df[cols]
     bad = ~values.isin(["0", "1"]).all(axis=1)

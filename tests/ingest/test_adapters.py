@@ -112,3 +112,18 @@ def test_multilabel_rows_with_no_class_or_no_finding_beside_a_finding_are_kept_a
     assert f"{path}: 1 rows with no class at all (first: row 3, id {df.at[1, 'id']})" in caplog.text
     assert f'{path}: 1 rows with "No Finding" and a finding (first: row 5, id {df.at[3, "id"]})' in caplog.text
     assert len(records) == sum(len(pd.read_csv(p)) for p in labels_copy.glob("miccai2023_*.csv"))
+
+
+@pytest.mark.parametrize("first,second", [("Mass", "MASS"), ("Pleural_Thickening", "Pleural Thickening"),
+                                          ("Mass", "Mass")])
+def test_two_columns_of_one_class_are_refused_naming_both(labels_copy, first, second):
+    path = labels_copy / TRAIN
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    at = header.index(first)
+    # the copy's values differ from the original's, so keeping either one silently would change the labels
+    rows = [line.split(",") for line in lines[1:]]
+    path.write_text("\n".join([",".join(header + [second])] + [",".join(r + ["1" if r[at] == "0" else "0"])
+                                                                for r in rows]) + "\n")
+    with pytest.raises(IngestError, match=f"{TRAIN}: columns '{first}' and '{second}' name the same column"):
+        read_labels(NIH, labels_copy)
