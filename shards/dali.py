@@ -17,6 +17,7 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import feed_ndarray
 
 from .dali_source import PAD_ROW, ShardSource
+from .errors import UsageError
 from .loader import ShardLoader, normalisation
 
 # One source worker prepares 18,000-23,000 img/s (batches of 256, with augmentation parameters; measured on
@@ -85,7 +86,15 @@ class DaliLoader(ShardLoader):
         return self._pipeline(source, True, min(MAX_SOURCE_WORKERS, self.workers))
 
     def _batch(self, pipe) -> dict:
-        img, label, row = pipe.run()
+        try:
+            img, label, row = pipe.run()
+        except RuntimeError as e:
+            if "decoders.image" not in str(e) and "decod" not in str(e).lower():
+                raise
+            first = next((line for line in str(e).splitlines() if "rror" in line), str(e).splitlines()[0])
+            raise UsageError(f"{self.ss.root}: DALI cannot decode an image of its shards ({first.strip()[:160]}); "
+                             f"find it with `python -m ingest verify {self.ss.root}` and rebuild what it names with "
+                             f"`python -m ingest build-shards`") from None
         rows = np.asarray(row.as_cpu().as_tensor())  # labels and rows never leave the host
         keep = rows != PAD_ROW
         x = self._to_torch(img).permute(0, 3, 1, 2)  # NHWC in memory: channels_last

@@ -26,9 +26,17 @@ class NotAShardsDir(UsageError, FileNotFoundError):
 
 
 def decode(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> uint8 (H, W) array."""
-    with Image.open(io.BytesIO(data)) as img:
+    """Encoded image bytes -> uint8 (H, W) array. Only the formats a shard holds are tried."""
+    with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
         return np.asarray(img.convert("L"))
+
+
+def decode_sample(files, shard: str, offset: int, size: int, key: str) -> np.ndarray:
+    """``decode`` of one image of a shard; one that does not decode is a UsageError naming the shard and key."""
+    try:
+        return decode(files.read_bytes(shard, offset, size))
+    except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+        raise files.damaged(shard, f"image {key} cannot be decoded ({str(e).splitlines()[0][:80]})") from None
 
 
 @dataclass
@@ -82,7 +90,7 @@ class ShardSet:
         rows = self.view(view)
         for key, shard, offset, size, label in zip(rows["key"], rows["shard"], rows["offset"],
                                                   rows["size"], rows["label"]):
-            yield key, decode(self.read_bytes(shard, int(offset), int(size))), int(label)
+            yield key, decode_sample(self.files, shard, int(offset), int(size), key), int(label)
 
 
 def shards_manifest(root: Path) -> dict:

@@ -7,7 +7,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from .augment import AugmentParams, AugmentSpec
 from .loader import ShardLoader
-from .reader import ShardSet, decode
+from .errors import UsageError
+from .reader import ShardSet, decode_sample
 
 
 def apply_augment(img: torch.Tensor, spec: AugmentSpec, p: AugmentParams | None) -> torch.Tensor:
@@ -35,13 +36,13 @@ class ShardImages(Dataset):
 
     def __init__(self, ss: ShardSet, spec: AugmentSpec):
         self.files, self.spec = ss.files, spec
-        self.rows = ss.index[["shard", "offset", "size"]].to_numpy()
+        self.rows = ss.index[["shard", "offset", "size", "key"]].to_numpy()
         self.targets = ss.targets(ss.index)
 
     def __getitem__(self, item):
         index_row, row, seeds = item
-        shard, offset, size = self.rows[index_row]
-        img = torch.from_numpy(decode(self.files.read_bytes(shard, int(offset), int(size))).copy())[None]
+        shard, offset, size, key = self.rows[index_row]
+        img = torch.from_numpy(decode_sample(self.files, shard, int(offset), int(size), key).copy())[None]
         params = None if seeds is None else self.spec.draw(*seeds)
         return apply_augment(img, self.spec, params), self.targets[index_row], row
 
@@ -84,12 +85,18 @@ class TorchLoader(ShardLoader):
         """The batches of [(index row, row in the split, seeds or None), ...] lists, read by the workers."""
         self._batches.batches = batches
         self._pass = token = object()
-        for done, batch in enumerate(self._loader, 1):
-            yield batch
-            if self._pass is not token:  # checked before the shared workers hand over the other pass's batch
-                if done == len(batches):
-                    return
-                raise RuntimeError("TorchLoader: another train()/evaluate() pass started before this one ended")
+        try:
+            for done, batch in enumerate(self._loader, 1):
+                yield batch
+                if self._pass is not token:  # checked before the shared workers hand over the other pass's batch
+                    if done == len(batches):
+                        return
+                    raise RuntimeError("TorchLoader: another train()/evaluate() pass started before this one ended")
+        except UsageError as e:  # from a worker, its message carries the worker's traceback: the user gets the line
+            text = str(e)
+            if "Original Traceback" in text:
+                raise UsageError(text.rstrip().splitlines()[-1].split("UsageError: ", 1)[-1]) from None
+            raise
 
     def _index_rows(self, view: str):
         """Position in the index of each row of a split."""
