@@ -27,6 +27,8 @@ def add_parsers(sub) -> None:
                    "and probability (single-label) or findings (multi-label)")
     p.add_argument("--threshold", default=None, help="multi-label runs: a finding is listed when its probability "
                    "reaches this; tuned (the default): each class's threshold tuned on val by the run (its F1@tuned)")
+    p.add_argument("--any-modality", action="store_true", help="DICOM files of any modality; without it only "
+                   "radiographs (CR, DX, DR) are scored and a CT, MR, ... file is refused")
     p.add_argument("--skip-bad", action="store_true", help="leave unreadable files out (listed) instead of stopping")
     p.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
     p.add_argument("--workers", type=int_at_least(0), default=min(4, os.cpu_count() or 1),
@@ -62,7 +64,7 @@ def run(a, say=print) -> int:
         say(f"note: --threshold is for multi-label runs; {a.run} is a {tm.task} run: its CSV gives the most "
             f"probable class")
     result = predict(tm, Path(a.images), out, a.batch_size, a.workers, a.skip_bad, amp,
-                     a.threshold or "tuned")
+                     a.threshold or "tuned", a.any_modality)
     n = result["images"]  # each skipped file was logged as it was met
     say(f"{result['out']}: probabilities for {n} image{'s' if n != 1 else ''}"
         + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else "")

@@ -4,15 +4,20 @@ Modality LUT first (rescale slope / intercept), then the VOI LUT or the window
 (centre / width) when the file has one, mapped over that output range to
 0..255; without one, the range of the stored bits (12-bit data in a 16-bit
 container spans 0..4095, not 0..65535). MONOCHROME1 (white is low) is inverted.
-Colour files become grey by luma, as the ingest does.
+Colour files become grey by luma, as the ingest does; PALETTE COLOR through its palette first.
+Only radiographs (modality CR, DX or DR) are taken unless ``any_modality``: a CT, MR or dose file would get
+chest X-ray probabilities. The pixel count is checked from the header, before anything is decoded.
 """
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from shards.images import BadImage, load_grey
+from shards.images import MAX_PIXELS, BadImage, load_grey
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
+RADIOGRAPHS = ("CR", "DX", "DR")
+PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 
 
 def is_dicom(path: Path) -> bool:
@@ -30,6 +35,8 @@ def _pydicom():
         import pydicom.pixels
     except ImportError:
         raise BadImage("a DICOM file, and pydicom is not installed: pip install 'cxr-lt[dicom]'") from None
+    # pydicom logs its own tracebacks of files it cannot read; each becomes one BadImage line here
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     return pydicom
 
 
@@ -60,15 +67,39 @@ def grey8(ds) -> np.ndarray:
     return 255 - out if ds.PhotometricInterpretation == "MONOCHROME1" else out
 
 
-def load_dicom_grey(path: Path) -> np.ndarray:
+def check_header(ds, any_modality: bool, max_pixels: int) -> None:
+    """What makes a file unusable, from its header alone: BadImage saying which."""
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise BadImage(f"a DICOM without pixel data (SOP class {ds.get('SOPClassUID', 'unknown')}); give an image")
+    modality = str(ds.get("Modality", "")) or "none"
+    if not any_modality and modality not in RADIOGRAPHS:
+        raise BadImage(f"modality {modality}, not a radiograph ({', '.join(RADIOGRAPHS)}); the model reads chest "
+                       f"X-rays only (pass --any-modality to score it anyway)")
+    photometric = str(ds.get("PhotometricInterpretation", "")) or "none"
+    if photometric not in PHOTOMETRIC:
+        raise BadImage(f"photometric interpretation {photometric}; one of {', '.join(PHOTOMETRIC)} is read")
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        raise BadImage(f"a multi-frame DICOM ({ds.NumberOfFrames} frames); give one image per file")
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows * cols == 0:
+        raise BadImage(f"{cols} x {rows} pixels: an empty image")
+    if rows * cols > max_pixels:
+        raise BadImage(f"{cols} x {rows} = {rows * cols / 1e6:.1f} megapixels, above the limit of "
+                       f"{max_pixels / 1e6:g} megapixels")
+
+
+def load_dicom_grey(path: Path, any_modality: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A DICOM file -> uint8 (H, W); BadImage saying why it cannot be used."""
     pydicom = _pydicom()
     try:
         ds = pydicom.dcmread(path)
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            raise BadImage(f"a multi-frame DICOM ({ds.NumberOfFrames} frames); give one image per file")
+        check_header(ds, any_modality, max_pixels)
         if ds.PhotometricInterpretation in ("MONOCHROME1", "MONOCHROME2"):
             return grey8(ds)
+        if ds.PhotometricInterpretation == "PALETTE COLOR":  # the stored values index the palette
+            rgb = pydicom.pixels.apply_color_lut(ds.pixel_array, ds)
+            bits = int(ds.RedPaletteColorLookupTableDescriptor[2])  # 8 or 16 bits an entry
+            return load_grey((rgb >> max(bits - 8, 0)).astype(np.uint8))
         return load_grey(ds.pixel_array)
     except BadImage:
         raise

@@ -12,6 +12,7 @@ each class (F1@tuned of its summary), or one threshold for all (``--threshold 0.
 """
 import io
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -141,10 +142,12 @@ def findings_thresholds(tm: TrainedModel, threshold: str):
 
 
 def predict(tm: TrainedModel, images: Path, out: Path, batch_size: int = 64, workers: int = 2,
-            skip_bad: bool = False, amp=None, threshold: str = "tuned") -> dict:
+            skip_bad: bool = False, amp=None, threshold: str = "tuned", any_modality: bool = False) -> dict:
     """Write the probability CSV for ``images``; returns {images, skipped: [(path, reason)], out}.
     ``threshold`` (multi-label runs): see ``findings_thresholds``."""
     cut = findings_thresholds(tm, threshold) if tm.task == "multi-label" else None
+    if any_modality:
+        tm = replace(tm, preprocess=replace(tm.preprocess, any_modality=True))
     paths = find_images(images)
     logits, kept, bad = predict_logits(tm, paths, batch_size, workers, skip_bad, amp)
     write_table(out, probability_table([paths[i] for i in kept], logits, tm.class_names, tm.task, cut))

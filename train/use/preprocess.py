@@ -22,7 +22,7 @@ from shards.torch_loader import apply_augment
 from .dicom import is_dicom, load_dicom_grey
 
 
-def open_grey(image) -> np.ndarray:
+def open_grey(image, any_modality: bool = False) -> np.ndarray:
     """A file path, PIL image or numpy array -> uint8 (H, W) grey by the ingest's rules (DICOM: ``train.use.dicom``)."""
     if isinstance(image, (str, Path)):
         try:
@@ -30,7 +30,7 @@ def open_grey(image) -> np.ndarray:
         except OSError as e:
             raise BadImage(f"cannot read: {e.strerror or e}") from e
         if dicom:
-            return load_dicom_grey(Path(image))
+            return load_dicom_grey(Path(image), any_modality)
     return load_grey(image)
 
 
@@ -45,13 +45,14 @@ class Preprocess:
     shard_quality: int
     image_size: int
     channels: int
+    any_modality: bool = False  # DICOM files of any modality, not radiographs only
 
     @property
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return normalisation(self.channels)
 
     def pixels(self, image) -> torch.Tensor:
-        img = resize_area(open_grey(image), self.shard_size)
+        img = resize_area(open_grey(image, self.any_modality), self.shard_size)
         # the shards hold JPEG: its loss is part of what the model saw, so encode and decode as they were made
         arr = decode(encode(img, "jpeg", self.shard_quality)) if self.shard_format == "jpeg" else img
         return apply_augment(torch.from_numpy(arr.copy())[None], AugmentSpec(self.image_size), None)

@@ -81,3 +81,64 @@ def test_a_broken_dicom_is_a_bad_image_with_its_reason(tmp_path):
     path.write_bytes(path.read_bytes()[:-2000])
     with pytest.raises(BadImage, match="cannot decode DICOM"):
         load_dicom_grey(path)
+
+
+# pydicom's bundled test files, read from its package folder (get_testdata_files would try the network)
+TEST_FILES = __import__("pathlib").Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+@pytest.mark.parametrize("name,modality", [("CT_small.dcm", "CT"), ("MR_small.dcm", "MR"),
+                                           ("rtdose_1frame.dcm", "RTDOSE")])
+def test_a_file_that_is_not_a_radiograph_is_refused_unless_any_modality(name, modality):
+    from shards.images import BadImage
+
+    path = TEST_FILES / name
+    if not path.exists():
+        pytest.skip(f"{name} is not bundled with this pydicom")
+    with pytest.raises(BadImage, match=f"modality {modality}, not a radiograph .*--any-modality"):
+        load_dicom_grey(path)
+    if modality in ("CT", "MR"):
+        assert load_dicom_grey(path, any_modality=True).dtype == np.uint8
+
+
+def test_a_dicom_without_pixel_data_is_a_bad_image_saying_so():
+    from shards.images import BadImage
+
+    with pytest.raises(BadImage, match="a DICOM without pixel data"):
+        load_dicom_grey(TEST_FILES / "rtplan.dcm", any_modality=True)
+
+
+def test_palette_colour_is_read_through_its_palette():
+    path = TEST_FILES / "examples_palette.dcm"
+    ds = pydicom.dcmread(path)
+    rgb = pydicom.pixels.apply_color_lut(ds.pixel_array, ds)
+    got = load_dicom_grey(path, any_modality=True)
+    from PIL import Image
+
+    want = np.asarray(Image.fromarray((rgb >> 8).astype(np.uint8) if rgb.dtype == np.uint16 else rgb).convert("L"))
+    assert got.shape == ds.pixel_array.shape
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert not np.array_equal(got, ds.pixel_array.astype(np.uint8))  # not the palette indices as grey levels
+
+
+def test_the_pixel_limit_is_checked_from_the_header_before_decoding(tmp_path, monkeypatch):
+    from shards.images import BadImage
+
+    path = write_dicom(tmp_path / "big.dcm", RAMP12, 12)
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = 8192  # the header claims 67 megapixels; the data is never decoded
+    ds.save_as(path)
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(lambda self: pytest.fail("decoded")))
+    with pytest.raises(BadImage, match="8192 x 8192 = 67.1 megapixels, above the limit of 50 megapixels"):
+        load_dicom_grey(path)
+
+
+def test_pydicom_logs_nothing_to_the_console_for_a_bad_file(tmp_path, capsys, caplog):
+    from shards.images import BadImage
+
+    path = tmp_path / "x.dcm"
+    path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\x00garbage")
+    with pytest.raises(BadImage):
+        load_dicom_grey(path)
+    said = capsys.readouterr()
+    assert "Traceback" not in said.err + said.out + caplog.text
