@@ -142,3 +142,17 @@ def test_pydicom_logs_nothing_to_the_console_for_a_bad_file(tmp_path, capsys, ca
         load_dicom_grey(path)
     said = capsys.readouterr()
     assert "Traceback" not in said.err + said.out + caplog.text
+
+
+@pytest.mark.parametrize("name", ["MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm"])
+def test_the_dicom_extra_decodes_the_lossless_syntaxes_to_the_uncompressed_image(name):
+    pytest.importorskip("libjpeg", reason="pylibjpeg-libjpeg is not installed (pip install 'cxr-lt[dicom]')")
+    pytest.importorskip("openjpeg", reason="pylibjpeg-openjpeg is not installed (pip install 'cxr-lt[dicom]')")
+    want = load_dicom_grey(TEST_FILES / "MR_small.dcm", any_modality=True)
+    assert np.array_equal(load_dicom_grey(TEST_FILES / name, any_modality=True), want)
+
+
+def test_the_dicom_extra_decodes_jpeg_lossless_process_14():
+    pytest.importorskip("libjpeg", reason="pylibjpeg-libjpeg is not installed (pip install 'cxr-lt[dicom]')")
+    got = load_dicom_grey(TEST_FILES / "SC_rgb_jpeg_gdcm.dcm", any_modality=True)
+    assert got.dtype == np.uint8 and got.ndim == 2 and got.std() > 0
