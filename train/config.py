@@ -38,7 +38,9 @@ class FitConfig:
     epochs: int = opt(60, "at most this many epochs", at_least=1)
     patience: int = opt(15, "stop after this many epochs without a better val balanced accuracy (val mAP on "
                         "multi-label shards)", at_least=1)
-    batch_size: int = opt(256, "images per step (over all GPUs under torchrun)", at_least=1)
+    batch_size: int = opt(256, "images per step on each process: under torchrun each of N ranks takes this many, so "
+                          "a step sees N x this; --lr is not scaled with it (linear rule: scale --lr by N yourself)",
+                          at_least=1)
     lr: float = opt(1e-4, "Adam learning rate", above=0)
     precision: str = opt("auto", "auto: fp16 on CUDA, fp32 on CPU", choices=("auto", "fp16", "bf16", "fp32"))
     channels_last: bool = opt(True, "channels-last memory format (faster convolutions on GPUs)")

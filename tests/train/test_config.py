@@ -79,3 +79,13 @@ def test_help_shows_every_default_and_a_help_line_for_every_flag(cmd, capsys):
                   "Adam learning rate (default: 0.0001)", "(default: True)", "(default: auto)"):
         assert shown in text
     assert "--shards SHARDS shards dir (python -m ingest build-shards) (required" in text
+
+
+def test_the_batch_size_help_says_it_is_per_rank_and_how_the_learning_rate_goes():
+    from dataclasses import fields
+
+    from train.config import FitConfig
+
+    text = next(f for f in fields(FitConfig) if f.name == "batch_size").metadata["help"]
+    assert "each process" in text and "N x this" in text and "--lr is not scaled" in text
+    assert "over all GPUs" not in text
