@@ -8,6 +8,10 @@ worker hundreds of MB and seconds of start-up. ``tests/shards/test_dali_loader.p
 ``python -m ...``, whose ``__main__`` modules are not imported again.)
 """
 import math
+import multiprocessing
+import os
+import threading
+import time
 
 import numpy as np
 
@@ -16,6 +20,25 @@ from .samplers import sample_order
 from .tars import ShardFiles
 
 PAD_ROW = -1  # padding samples that fill the last batch of an epoch; dropped before the trainer sees them
+_watching = False
+
+
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """In a worker process: exit as soon as the process that started it is gone. A ``kill -9`` of fit would
+    otherwise leave its DALI workers running, and with them Python's resource tracker, whose pipe they hold.
+    (A parent-pid check, not PR_SET_PDEATHSIG: that fires when the starting *thread* ends, not the process.)"""
+    global _watching
+    if _watching or multiprocessing.parent_process() is None:  # the main process is no one's worker
+        return
+    _watching = True
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class ShardSource:
@@ -40,6 +63,10 @@ class ShardSource:
 
     def __getstate__(self):
         return {**self.__dict__, "_cached": (None, None)}
+
+    def __setstate__(self, state):  # in a DALI worker process, which unpickles its source
+        self.__dict__.update(state)
+        exit_with_parent()
 
     def _epoch_len(self) -> tuple[int, int]:
         """(length padded to whole batches, real length) of one epoch of the stream."""
