@@ -61,6 +61,12 @@ def run_meta(run: Path) -> dict:
         raise UsageError(f"{path}: 'train_counts' is not one count per class ({len(names)}); {fix}")
     if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("method"), dict):
         raise UsageError(f"{path}: no 'config' and 'method' mappings; {fix}")
+    cfg = meta["config"]
+    wrong = [k for k, typ in (("method", str), ("model", str), ("seed", int)) if not isinstance(cfg.get(k), typ)]
+    wrong += [k for k in ("dataset",) if not isinstance(meta.get(k), str)]
+    wrong += [f"method.{k}" for k in ("loss", "name") if not isinstance(meta["method"].get(k), str)]
+    if wrong:
+        raise UsageError(f"{path}: {', '.join(wrong)} missing or of the wrong type; {fix}")
     return meta
 
 

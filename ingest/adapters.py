@@ -127,7 +127,7 @@ def _read_file(adapter: Adapter, path: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise IngestError(f"{path}: not a readable CSV ({e})") from e
+        raise IngestError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[0]})") from None
     _check_repeated_columns(path, _header(path))
     cols = _class_columns(adapter, path, list(df.columns))
     values = df[cols]

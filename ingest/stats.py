@@ -21,7 +21,7 @@ def describe(ss: ShardSet, head_above: int, tail_below: int) -> str:
                      + f"  {by_count[c]:>12}  {ss.groups[c]:>15}")
     lines.append(f"{'images':<{width}}  " + "  ".join(f"{len(ss.view(v)):>13}" for v in views))
     for rule, groups in ((f"by count (>{head_above}, {tail_below}-{head_above}, <{tail_below})", by_count),
-                         (f"manifest ({ss.manifest['group_rule']})", ss.groups)):
+                         (f"manifest ({ss.manifest.get('group_rule', 'rule not recorded')})", ss.groups)):
         sizes = ", ".join(f"{g} {groups.count(g)}" for g in ("head", "medium", "tail"))
         lines.append(f"groups {rule}: {sizes}")
     train = counts["train"]

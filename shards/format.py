@@ -43,7 +43,7 @@ _SHARD = re.compile(rf"^({'|'.join(SPLITS)})-[0-9]{{6}}\.tar$")  # what shard_na
 def check_shard_names(names, source: Path, root: Path) -> None:
     """Shard names read from ``source`` (manifest.json, index.parquet) name files in ``root`` itself: a name
     such as ../../dev/zero or /etc/x, from a shards dir someone else made, would read a file outside it."""
-    for name in dict.fromkeys(names):
+    for name in names:
         if not isinstance(name, str) or not _SHARD.match(name):
             raise UsageError(f"{source}: shard {name!r} is not a shard file of this dir (SPLIT-NNNNNN.tar); the "
                              f"file was altered: rebuild the shards with `python -m ingest build-shards` into a "

@@ -48,7 +48,7 @@ def read_index(path: Path) -> tuple[pd.DataFrame, dict]:
                          "rebuild the shards with `python -m ingest build-shards`")
     index = table.to_pandas()
     if "shard" in index:
-        check_shard_names(index["shard"], path, Path(path).parent)
+        check_shard_names(index["shard"].unique(), path, Path(path).parent)
     return index, meta
 
 

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from .errors import UsageError
-from .format import IMAGE_EXT, INDEX_FILE, MANIFEST_FILE, check_shard_names
+from .format import GROUPS, IMAGE_EXT, INDEX_FILE, MANIFEST_FILE, check_shard_names
 from .writer import file_sha256
 
 MAX_MANIFEST_BYTES = 64 << 20  # a manifest of a million shards is about 200 MB; ours hold hundreds
@@ -30,13 +30,40 @@ def read_manifest(root: Path) -> dict:
     missing = [k for k in REQUIRED if k not in manifest] if isinstance(manifest, dict) else list(REQUIRED)
     if missing:
         raise UsageError(f"{path}: not a shards manifest (no {', '.join(missing)}); {fix}")
-    shards = manifest["shards"]
-    if not isinstance(shards, list) or not all(isinstance(s, dict) and {"name", "bytes", "sha256", "samples"} <= set(s)
-                                               for s in shards):
-        raise UsageError(f"{path}: 'shards' is not a list of {{name, bytes, sha256, samples}}; {fix}")
-    check_shard_names([s["name"] for s in shards], path, root)
+    bad = next((k for k, ok in _FIELDS.items() if k in manifest and not ok(manifest[k], manifest)), None)
+    if bad:
+        raise UsageError(f"{path}: its {bad!r} is not what build-shards writes; {fix}")
+    check_shard_names([s["name"] for s in manifest["shards"]], path, root)
     check_image_settings(manifest["image"], path, fix)
     return manifest
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _names(v, m) -> bool:
+    return isinstance(v, list) and v and all(isinstance(n, str) for n in v) and len(set(v)) == len(v)
+
+
+def _shard(s) -> bool:
+    return (isinstance(s, dict) and _count(s.get("samples")) and _count(s.get("bytes"))
+            and isinstance(s.get("sha256"), str) and "name" in s)
+
+
+# each field a manifest may hold, and what build-shards writes into it
+_FIELDS = {
+    "format_version": lambda v, m: _count(v), "dataset": lambda v, m: isinstance(v, str),
+    "class_names": _names,
+    "groups": lambda v, m: isinstance(v, list) and len(v) == len(m["class_names"]) and set(v) <= set(GROUPS),
+    "images": lambda v, m: isinstance(v, dict) and all(_count(n) for n in v.values()),
+    "counts": lambda v, m: isinstance(v, dict) and all(isinstance(c, dict) and all(_count(n) for n in c.values())
+                                                       for c in v.values()),
+    "shards": lambda v, m: isinstance(v, list) and all(map(_shard, v)),
+    "multi_label": lambda v, m: isinstance(v, bool), "synthetic": lambda v, m: isinstance(v, bool),
+    "group_rule": lambda v, m: isinstance(v, str), "index_sha256": lambda v, m: isinstance(v, str),
+    "skipped": lambda v, m: _count(v),
+}
 
 
 def check_image_settings(image, source: Path, fix: str) -> None:

@@ -106,6 +106,9 @@ def open_shards(root: Path) -> ShardSet:
     root = Path(root)
     manifest = shards_manifest(root)
     index_sha = check_index_hash(root, manifest)  # labels and splits are the ones built (cheap: one small file)
-    index, _ = read_index(root / INDEX_FILE)
+    index, meta = read_index(root / INDEX_FILE)
+    if meta.get("class_names") != manifest["class_names"]:
+        raise UsageError(f"{root / INDEX_FILE}: its classes are not those of {root / MANIFEST_FILE}; the files were "
+                         f"altered: run `python -m ingest verify {root}`, and rebuild the shards into a new --out")
     files = ShardFiles(root, index["shard"], index["offset"], index["size"], index["key"])
     return ShardSet(root, index, manifest, files, index_sha)

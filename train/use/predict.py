@@ -48,7 +48,8 @@ def find_images(path: Path) -> list[Path]:
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UsageError(f"--images {path}: not a readable CSV ({e}); give one with a 'path' column") from e
+        why = str(e).strip().splitlines()[0] if str(e).strip() else "empty"
+        raise UsageError(f"--images {path}: not a readable CSV ({why}); give one with a 'path' column") from None
     if "path" not in table.columns:
         raise UsageError(f"--images {path}: no 'path' column (it has {', '.join(table.columns)}); name the "
                          f"column of image paths 'path'")
