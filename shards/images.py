@@ -5,6 +5,7 @@ shard holds: ``ingest build-shards`` packs with them and ``train predict``
 applies the same two to new images, so both import them from here.
 """
 import io
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -15,6 +16,8 @@ from PIL import Image
 # A NIH image is 1 megapixel, a MIMIC JPG about 7.5. A source above the limit is refused before its
 # pixels are decoded: a 235 KB PNG can declare 11,000 x 11,000 16-bit pixels.
 MAX_PIXELS = 50_000_000
+RAISE_LIMIT = " (build-shards: raise it with --max-pixels if the image is genuine)"
+IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")  # what Image.open may decode: never EPS and its Ghostscript
 ROWS_PER_BLOCK = 256  # 16-bit sources are scaled this many rows at a time: no full-size wide copy
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -77,21 +80,23 @@ def _load_file(path: Path, max_pixels: int) -> np.ndarray:
     # is raised to ours when ours is higher, and its warning (ours refuses first) is silenced.
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
     try:
+        if not path.is_file():  # a FIFO would block the open below forever
+            raise BadImage("not a plain file (a FIFO, device or folder)")
         if path.stat().st_size == 0:
             raise BadImage("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(path, formats=IMAGE_FORMATS)  # an EPS named .png must never reach Ghostscript
         with img:
             if img.size[0] * img.size[1] > max_pixels:  # only the header is read so far
                 raise BadImage(f"{img.size[0]} x {img.size[1]} = {img.size[0] * img.size[1] / 1e6:.1f} megapixels, "
-                               f"above the limit of {max_pixels / 1e6:g} megapixels; raise it with --max-pixels "
-                               f"if the image is genuine")
+                               f"above the limit of {max_pixels / 1e6:g} megapixels{RAISE_LIMIT}")
             img.load()
             return _to_grey(img, png_significant_bits(path) if img.format == "PNG" else None)
     except Image.DecompressionBombError as e:  # so large that PIL refused to open it
-        raise BadImage(f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, above the limit of "
-                       f"{max_pixels / 1e6:g} megapixels; raise it with --max-pixels if the image is genuine") from e
+        size = re.search(r"\((\d+) pixels\)", str(e))  # PIL: "Image size (N pixels) exceeds limit of ..."
+        said = f"{int(size[1]) / 1e6:.1f}" if size else f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f}"
+        raise BadImage(f"{said} megapixels, above the limit of {max_pixels / 1e6:g} megapixels{RAISE_LIMIT}") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImage(f"cannot decode: {e}") from e
 
@@ -106,6 +111,10 @@ def load_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def _from_array(a: np.ndarray) -> Image.Image:
+    if a.ndim not in (2, 3) or 0 in a.shape[:2] or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise BadImage(f"an array of shape {a.shape} is not an image (H x W grey, or H x W x 3 / 4 colour)")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
     if a.ndim == 2 and a.dtype.kind in "iu" and a.dtype.itemsize > 1:  # any wide integer type holding 16-bit data
         lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
         if lo < 0 or hi > 0xFFFF:

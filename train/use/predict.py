@@ -53,6 +53,8 @@ def find_images(path: Path) -> list[Path]:
     if "path" not in table.columns:
         raise UsageError(f"--images {path}: no 'path' column (it has {', '.join(table.columns)}); name the "
                          f"column of image paths 'path'")
+    if not len(table):
+        raise UsageError(f"--images {path}: no rows under its header; list one image path a row")
     return [p if p.is_absolute() else path.parent / p for p in map(Path, table["path"])]
 
 

@@ -254,3 +254,32 @@ def test_malformed_tuned_thresholds_are_one_line_naming_summary_json(ml_stage1_r
     err = capsys.readouterr().err
     assert "summary.json: class" in err and "not a probability" in err and err.count("\n") == 1
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_rough_edges_a_fifo_a_header_only_csv_an_eps_and_odd_arrays_are_one_line(stage1_run, tmp_path, capsys):
+    import os
+
+    from shards.images import BadImage, load_grey
+
+    os.mkfifo(tmp_path / "x.png")
+    with pytest.raises(BadImage, match="not a plain file"):
+        load_grey(tmp_path / "x.png")  # would block forever on open
+    (tmp_path / "list.csv").write_text("path\n")
+    assert main(["predict", str(stage1_run), "--images", str(tmp_path / "list.csv"), "--out",
+                 str(tmp_path / "p.csv")]) == 2
+    assert "no rows under its header" in capsys.readouterr().err
+    (tmp_path / "e.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(BadImage, match="cannot decode"):
+        load_grey(tmp_path / "e.png")
+    for bad in (np.zeros((0, 0), np.uint8), np.zeros(10, np.uint8), np.zeros((4, 4, 7), np.uint8)):
+        with pytest.raises(BadImage, match="is not an image"):
+            load_grey(bad)
+
+
+def test_the_pixel_limit_message_names_only_flags_that_exist_and_the_true_size(tmp_path):
+    from shards.images import BadImage, load_grey
+
+    Image.new("L", (3000, 2000)).save(tmp_path / "big.png")
+    with pytest.raises(BadImage) as e:
+        load_grey(tmp_path / "big.png", max_pixels=1_000_000)
+    assert "3000 x 2000 = 6.0 megapixels" in str(e.value) and "build-shards: raise it with --max-pixels" in str(e.value)
