@@ -45,12 +45,24 @@ def refuse_run_file(out: Path, runs, flag: str = "--out") -> None:
                                  f"give an {flag} outside the run's files")
 
 
+ALTERED = "the file was altered or is damaged; rerun the fit command into a new --out"
+
+
+def run_config(run: Path) -> dict:
+    """config.json of a run, with what a table reads from it checked: its settings and dataset."""
+    path = Path(run) / "config.json"
+    meta = read_json(path)
+    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("dataset"), str):
+        raise UsageError(f"{path}: no 'config' mapping of settings, or a 'dataset' that is not a name; {ALTERED}")
+    return meta
+
+
 def run_meta(run: Path) -> dict:
     """config.json of a run, with what a report reads from it checked: class names, their groups and counts."""
     path = Path(run) / "config.json"
-    meta = read_json(path)
+    meta = run_config(run)
     names, groups = meta.get("class_names"), meta.get("groups")
-    fix = "the file was altered or is damaged; rerun the fit command into a new --out"
+    fix = ALTERED
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names) \
             or len(set(names)) != len(names):
         raise UsageError(f"{path}: 'class_names' is not a list of distinct class names; {fix}")

@@ -19,7 +19,7 @@ from shards.errors import UsageError
 
 from .predictions import count_predictions
 from .published import PUBLISHED_BACC
-from .runs import SYNTHETIC, describe, is_synthetic, read_json, refuse_run_file, run_meta, task_of_run
+from .runs import SYNTHETIC, describe, is_synthetic, read_json, refuse_run_file, run_config, task_of_run
 from .summary import GROUPS_NOTE, MULTILABEL_HEADS, RESAMPLE_NOTE
 from .table_checks import check_one_kind, check_one_setting, check_one_task, settings_note
 
@@ -101,7 +101,7 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     on real single-label images. ``attrs`` holds the title, whether the pixels are synthetic and the task."""
     by_method: dict[str, list] = {}
     for run in runs:
-        summary, meta = read_json(run / "summary.json"), run_meta(run)
+        summary, meta = read_json(run / "summary.json"), run_config(run)
         if not isinstance(summary.get("method"), str):
             raise UsageError(f"{run / 'summary.json'}: no method name; the file was altered or is damaged: rerun "
                              f"the run's fit command into a new --out")

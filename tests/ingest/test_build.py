@@ -274,5 +274,5 @@ def test_help_has_a_line_and_the_default_for_every_flag():
 
 def test_a_source_above_the_pixel_limit_stops_the_build_naming_the_file(raw_dir, tmp_path):
     with pytest.raises(IngestError, match=r"images_\d+/images/\S+\.png: 64 x 64 = 0.0 megapixels, above the limit "
-                                          r"of 0.0001 megapixels; raise it with --max-pixels"):
+                                          r"of 0.0001 megapixels \(build-shards: raise it with --max-pixels"):
         build_shards(raw_dir, raw_dir / "labels", tmp_path / "out", tiny_options(max_pixels=100))
