@@ -3,6 +3,7 @@
 A damaged file is the user's to fix, so reading one raises a one-line UsageError naming it.
 """
 import json
+import re
 from pathlib import Path
 
 from shards.errors import UsageError
@@ -45,6 +46,7 @@ def refuse_run_file(out: Path, runs, flag: str = "--out") -> None:
                                  f"give an {flag} outside the run's files")
 
 
+DATASET = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 ALTERED = "the file was altered or is damaged; rerun the fit command into a new --out"
 
 
@@ -52,7 +54,9 @@ def run_config(run: Path) -> dict:
     """config.json of a run, with what a table reads from it checked: its settings and dataset."""
     path = Path(run) / "config.json"
     meta = read_json(path)
-    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("dataset"), str):
+    dataset = meta.get("dataset")
+    # a name: text with newlines or markup from an altered file would land in report.md and the tables verbatim
+    if not isinstance(meta.get("config"), dict) or not isinstance(dataset, str) or not DATASET.fullmatch(dataset):
         raise UsageError(f"{path}: no 'config' mapping of settings, or a 'dataset' that is not a name; {ALTERED}")
     return meta
 

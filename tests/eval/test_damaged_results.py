@@ -120,3 +120,10 @@ def test_a_predictions_file_rewritten_by_pandas_still_reads_the_same(run):
         if hasattr(pq.read_schema(run / "predictions" / "test.parquet").field("logits").type, "list_size") else True
     after = read_predictions(run / "predictions" / "test.parquet", 20)
     assert np.array_equal(before.logits, after.logits) and np.array_equal(before.labels, after.labels)
+
+
+def test_a_dataset_name_with_newlines_and_shell_never_reaches_the_report(run, capsys):
+    config("dataset", "nih\n$(rm -rf ~)\n# owned")(run)
+    assert main(["report", str(run), "--resamples", "5"]) == 2
+    assert "'dataset' that is not a name" in capsys.readouterr().err
+    assert not (run / "report" / "report.md").exists()
