@@ -62,6 +62,9 @@ class BuildOptions:
         p = {k: v for k, v in asdict(self).items() if v is not None}
         del p["workers"], p["skip_bad"], p["max_pixels"]
         p.pop("spec", None)
+        p.pop("window", None)
+        if self.window16 != "sbit":  # the window used, whether asked for or the dataset's
+            p["window16"] = self.window16
         return {**p, "format_version": FORMAT_VERSION}
 
     def source(self):
