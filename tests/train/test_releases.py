@@ -49,3 +49,27 @@ def test_predict_on_16_bit_originals_repeats_the_recorded_percentile_window(tmp_
     sbit = dataclasses.replace(model, preprocess=dataclasses.replace(model.preprocess, window16="sbit"))
     wrong, _, _ = predict_logits(sbit, files, workers=0)
     assert np.abs(wrong - saved.logits).max() > 1e-2  # the window matters: the other one does not reproduce
+
+
+def test_a_csv_with_ignored_uncertain_labels_trains_and_its_predictions_keep_them_ignored(tmp_path):
+    import pandas as pd
+    import yaml
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(90):
+        path = f"img/{k:03d}.png"
+        (tmp_path / "images" / "img").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(tmp_path / "images" / path)
+        rows.append([path, f"P{k // 2}", *rng.choice(["1", "0", "-1", ""], size=3, p=[0.3, 0.4, 0.2, 0.1])])
+    pd.DataFrame(rows, columns=["path", "patient", "A", "B", "C"]).to_csv(tmp_path / "labels.csv", index=False)
+    spec = {"labels": "labels.csv", "path": "path", "patient": "patient", "classes": ["A", "B", "C"],
+            "uncertain": "ignore", "fractions": {"val": 0.2, "test": 0.2}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    build_shards(tmp_path / "images", None, tmp_path / "s", tiny_options(dataset="csv", spec=str(tmp_path / "spec.yaml")))
+    assert fit(tiny_fit(tmp_path / "s", tmp_path / "run", "bce", epochs=1)) == "finished"
+    saved = read_predictions(tmp_path / "run" / "predictions" / "test.parquet")
+    cells = pd.read_csv(tmp_path / "labels.csv", dtype=str, keep_default_na=False).set_index("path")
+    want = cells.loc[[k.replace("img_", "img/", 1) + ".png" for k in saved.keys], ["A", "B", "C"]].replace({"": "0"}).astype(int)
+    assert np.array_equal(saved.labels, want.to_numpy()) and (saved.labels == -1).any()
