@@ -73,7 +73,10 @@ def _spread(items: list, task: str, n_boot: int, seed: int, by_patient: bool) ->
     columns = LAYOUT[task][0]
     values = pd.DataFrame([_numbers(summary, task) for _, summary, _ in items])
     if len(items) > 1:
-        row = {"spread": f"sd over {len(items)} seeds"}
+        folds = items[0][2]["config"].get("folds", 0)
+        seeds = len({meta["config"]["seed"] for _, _, meta in items})
+        row = {"spread": f"sd over {len(items)} seeds" if not folds else
+               f"sd over {len(items)} runs: {folds} patient-grouped folds x {seeds} seed(s)"}
         for key, _ in columns:
             row[key], row[f"{key}_sd"] = values[key].mean(), values[key].std(ddof=1)
         return row
