@@ -7,8 +7,8 @@ from shards.errors import UsageError
 
 
 # config fields that say where and how a run ran, not what it trained
-NOT_SETTINGS = {"out", "seed", "fold", "shards", "init_from", "device", "loader", "workers", "resume", "checkpoint_minutes",
-                "tensorboard", "compile", "deterministic"}
+NOT_SETTINGS = {"out", "seed", "fold", "shards", "init_from", "device", "loader", "workers", "resume",
+                "checkpoint_minutes", "tensorboard", "compile", "deterministic"}
 
 
 def check_one_setting(method: str, items: list) -> None:

@@ -67,9 +67,11 @@ def test_a_csv_with_ignored_uncertain_labels_trains_and_its_predictions_keep_the
     spec = {"labels": "labels.csv", "path": "path", "patient": "patient", "classes": ["A", "B", "C"],
             "uncertain": "ignore", "fractions": {"val": 0.2, "test": 0.2}}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    build_shards(tmp_path / "images", None, tmp_path / "s", tiny_options(dataset="csv", spec=str(tmp_path / "spec.yaml")))
+    build_shards(tmp_path / "images", None, tmp_path / "s",
+                 tiny_options(dataset="csv", spec=str(tmp_path / "spec.yaml")))
     assert fit(tiny_fit(tmp_path / "s", tmp_path / "run", "bce", epochs=1)) == "finished"
     saved = read_predictions(tmp_path / "run" / "predictions" / "test.parquet")
     cells = pd.read_csv(tmp_path / "labels.csv", dtype=str, keep_default_na=False).set_index("path")
-    want = cells.loc[[k.replace("img_", "img/", 1) + ".png" for k in saved.keys], ["A", "B", "C"]].replace({"": "0"}).astype(int)
+    paths = [k.replace("img_", "img/", 1) + ".png" for k in saved.keys]
+    want = cells.loc[paths, ["A", "B", "C"]].replace({"": "0"}).astype(int)
     assert np.array_equal(saved.labels, want.to_numpy()) and (saved.labels == -1).any()

@@ -5,7 +5,8 @@
 images AND classes (PyTorch's BCE default), so a learning rate carries over from one to another. Class
 weights w_c (``rw`` / ``cb`` of ``train.methods.weighting`` on the positive counts, replaced under DRW) multiply
 the positive term only, as BCE's ``pos_weight``. A target of -1 (``shards.index.IGNORED``, an uncertain label a
-CSV spec ignores) adds nothing to the sum, whatever its logit; the mean still divides by every entry. Below p = s(z), s the sigmoid, y the target.
+CSV spec ignores) adds nothing to the sum, whatever its logit; the mean still divides by every entry.
+Below p = s(z), s the sigmoid, y the target.
 
 - ``bce``: binary cross-entropy, -[w y log p + (1 - y) log(1 - p)].
 - ``focal-bce``: sigmoid focal loss (Lin et al., arXiv 1708.02002), gamma 2, no alpha:
