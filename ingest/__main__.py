@@ -99,8 +99,8 @@ def parser() -> argparse.ArgumentParser:
                    "else sbit")
     b.add_argument("--val-fraction", type=share, help="a release without a val split (2024 without its "
                    "development file, 2026): this share of the training patients validates (default 0.1)")
-    b.add_argument("--test-fraction", type=share, help="likewise for test, where the release has none "
-                   "(the 2026 release: default 0.1)")
+    b.add_argument("--test-fraction", type=share, help="likewise for test, where the release has no test file "
+                   "(default 0.1)")
     b.add_argument("--split-seed", type=int, help="seed of the patient-grouped val / test split (default 0)")
     v = _sub(sub, "verify", "re-hash a shards dir and check its labels, splits, counts and groups")
     v.add_argument("dir", type=Path, help="the shards dir")

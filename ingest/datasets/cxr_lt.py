@@ -30,7 +30,8 @@ TRAIN_2026 = "CXRLT_2026_training.csv"
 
 def _mimic_2024(name: str, task: int, classes: list[str]) -> Release:
     """train_labeled.csv (required; the 40 classes, of which task 2 reads its 26), the development and test files of
-    the task when present (val and test); fpath is relative to the MIMIC-CXR-JPG 2.0.0 root (--images)."""
+    the task when present (val and test; a missing one is made from the training patients, 10% by default); fpath
+    is relative to the MIMIC-CXR-JPG 2.0.0 root (--images)."""
     other = [c for c in CXR_LT_2024_CLASSES if c not in classes]
     return Release(name, {TRAIN_2024: "train", f"development_labeled_task{task}.csv": "val",
                           f"test_labeled_task{task}.csv": "test"}, classes, "dicom_id", "subject_id",
@@ -44,5 +45,5 @@ RELEASES = {r.name: r for r in [
     # one training file, no labelled val or test: both made from the training patients (10% each by default);
     # images found by file name under --images (PadChest's folders and NIH's images_NNN)
     Release("cxr-lt-2026", {TRAIN_2026: "train"}, CXR_LT_2026_CLASSES, "ImageID", "PatientID",
-            ignored_cols=("StudyDate_DICOM",), test_fraction=0.1),
+            ignored_cols=("StudyDate_DICOM",)),
 ]}

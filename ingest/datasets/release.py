@@ -44,7 +44,7 @@ class Release:
     multi_label: bool = True
     uncertain: str | None = None  # None: cells are 0 or 1; zeros | ones | ignore: -1 (and blank) allowed
     val_fraction: float = 0.1    # of the training patients, when no file or split value gives a val split
-    test_fraction: float = 0.0   # likewise for test
+    test_fraction: float = 0.1   # likewise for test
     split_seed: int = 0
     key_from_path: bool = False  # the shard key from the whole path (CheXpert's view1_frontal.jpg repeats)
     strict_columns: bool = True  # False: columns that are neither classes nor named are left alone (a spec's CSV)

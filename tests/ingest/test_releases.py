@@ -104,15 +104,19 @@ def test_2024_without_development_file_makes_a_seeded_patient_grouped_val(tmp_pa
     rows = [row_2024(10000000 + p, 50000000 + p, f"{p:08x}-{i:08x}-cccccccc-dddddddd-eeeeeeee")
             for p in range(60) for i in range(1 + p % 3)]
     folder = write_2024(tmp_path, rows)
-    records, _, facts = get_dataset("cxr-lt-2024", val_fraction=0.25, split_seed=3).read(folder)
-    again, _, _ = get_dataset("cxr-lt-2024", val_fraction=0.25, split_seed=3).read(folder)
-    other, _, _ = get_dataset("cxr-lt-2024", val_fraction=0.25, split_seed=4).read(folder)
+    kw = {"val_fraction": 0.25, "test_fraction": 0.0}
+    records, _, facts = get_dataset("cxr-lt-2024", split_seed=3, **kw).read(folder)
+    again, _, _ = get_dataset("cxr-lt-2024", split_seed=3, **kw).read(folder)
+    other, _, _ = get_dataset("cxr-lt-2024", split_seed=4, **kw).read(folder)
     assert records["split"].tolist() == again["split"].tolist() != other["split"].tolist()
     assert (records.groupby("patient_id")["split"].nunique() == 1).all()
     assert abs((records["split"] == "val").mean() - 0.25) < 0.05 and set(records["split"]) == {"train", "val"}
     assert facts["made_splits"] == {"splits": ["val"], "val_fraction": 0.25, "test_fraction": 0.0, "seed": 3,
                                     "rule": "patient-grouped (shards.folds.patient_parts)"}
     assert facts["group_splits"] == ["train", "val"]
+    made, _, facts = get_dataset("cxr-lt-2024").read(folder)  # the defaults: 10% val, 10% test
+    assert facts["made_splits"]["splits"] == ["val", "test"] and set(made["split"]) == {"train", "val", "test"}
+    assert (made.groupby("patient_id")["split"].nunique() == 1).all()
 
 
 def test_synthetic_2024_release_builds_verifies_and_groups_by_the_training_file(tmp_path):
@@ -146,3 +150,16 @@ def test_synthetic_2026_release_builds_with_the_percentile_window_recorded(tmp_p
                         tiny_options(dataset="cxr-lt-2026", window="sbit"))
     assert "window16" not in sbit["image"] and sbit["shards"][0]["sha256"] != m["shards"][0]["sha256"]
     assert json.loads((tmp_path / "s" / "manifest.json").read_text())["group_splits"] == ["train", "val", "test"]
+
+
+@pytest.mark.parametrize("dataset, files", [("cxr-lt-2024", ["train_labeled.csv", "development_labeled_task1.csv",
+                                                             "development_labeled_task2.csv", "test_labeled_task1.csv",
+                                                             "test_labeled_task2.csv"]),
+                                            ("cxr-lt-2026", ["CXRLT_2026_training.csv"])])
+def test_synth_cli_writes_the_release_layout(tmp_path, capsys, dataset, files):
+    from ingest.__main__ import main
+
+    assert main(["synth", "--dataset", dataset, "--out", str(tmp_path), "--scale", "0.0002", "--image-size", "32"]) == 0
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == sorted(files)
+    assert json.loads((tmp_path / "synth.json").read_text())["dataset"] == dataset
+    assert "wrote" in capsys.readouterr().out
