@@ -111,7 +111,8 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     for method, items in by_method.items():
         check_one_setting(method, items)
         run, _, meta = items[0]
-        row = {"method": method, "seeds": len(items), **_spread(items, task, n_boot, seed, by_patient),
+        seeds = len({meta["config"]["seed"] for _, _, meta in items})  # several runs of a seed: its folds
+        row = {"method": method, "seeds": seeds, **_spread(items, task, n_boot, seed, by_patient),
                **_images(run, task), "dataset": meta["dataset"], "model": meta["config"].get("model", "?"),
                "synthetic": synthetic}
         if not synthetic and task == "single-label":

@@ -38,7 +38,7 @@ NAMES = [*ADAPTERS, *RELEASES, "csv"]
 WINDOWS = {"cxr-lt-2026": "percentile"}  # the 16-bit conversion a dataset packs with unless --window says
 
 
-def get_dataset(name: str, labels: Path | None = None, spec: Path | None = None, val_fraction: float | None = None,
+def get_dataset(name: str, spec: Path | None = None, val_fraction: float | None = None,
                 test_fraction: float | None = None, split_seed: int | None = None):
     """The Source of ``name``; a release's split fractions and seed replaced where given."""
     if name in ADAPTERS:

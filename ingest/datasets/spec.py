@@ -86,6 +86,8 @@ def read_spec(spec: Path) -> Release:
         raise _fail(spec, f"multi_label: {data['multi_label']!r} is not true or false")
     if data.get("uncertain") is not None and data["uncertain"] not in UNCERTAIN:
         raise _fail(spec, f"uncertain: {data['uncertain']!r} is not one of {', '.join(UNCERTAIN)}")
+    if data.get("uncertain") == "ignore" and not data.get("multi_label", True):
+        raise _fail(spec, "uncertain: ignore needs multi_label: true (one class per image has no label to leave out)")
     if data.get("labels_column") and data.get("uncertain"):
         raise _fail(spec, "uncertain: applies to class columns, not to a labels_column of names")
     seed = data.get("seed", 0)

@@ -134,6 +134,8 @@ def test_cli_dataset_and_spec_mistakes_are_one_line(tmp_path, capsys, args, mess
     ({"seed": 1.5}, "seed: 1.5 is not an integer"),
     ({"split": "Split", "fractions": {"val": 0.1}}, "give split .*, not both"),
     ({"path": 3}, "path: 3 is not the image path column"),
+    ({"multi_label": False}, "uncertain: ignore needs multi_label: true"),
+    ({"labels_column": "Finding"}, "uncertain: applies to class columns"),
 ])
 def test_every_malformed_spec_key_is_one_error_naming_it(tmp_path, keys, message):
     with pytest.raises(IngestError, match=f"--spec {tmp_path / 'spec.yaml'}: {message}"):

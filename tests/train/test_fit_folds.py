@@ -64,5 +64,5 @@ def test_suite_runs_every_fold_and_the_table_gives_their_mean_and_spread(ml_shar
     table = collect([out / r for r in runs], n_boot=10)
     maps = [json.loads((out / r / "summary.json").read_text())["test"]["map"] for r in runs]
     assert np.isclose(table["map"][0], np.mean(maps)) and np.isclose(table["map_sd"][0], np.std(maps, ddof=1))
-    assert table["spread"][0] == "sd over 2 runs: 2 patient-grouped folds x 1 seed(s)"
+    assert table["spread"][0] == "sd over 2 runs: 2 patient-grouped folds x 1 seed(s)" and table["seeds"][0] == 1
     assert "2 patient-grouped folds" in (out / "results.md").read_text()
