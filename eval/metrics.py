@@ -115,14 +115,20 @@ def average_precision(positive, score) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def _counted(labels, scores, c: int):
+    """Class c's labels and scores without the ignored entries (label -1, an uncertain label a CSV spec ignores)."""
+    keep = labels[:, c] >= 0
+    return labels[keep, c], scores[keep, c]
+
+
 def per_class_ap(labels, scores) -> np.ndarray:
     labels, scores = np.asarray(labels), np.asarray(scores)
-    return np.array([average_precision(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+    return np.array([average_precision(*_counted(labels, scores, c)) for c in range(labels.shape[1])])
 
 
 def per_class_auroc(labels, scores) -> np.ndarray:
     labels, scores = np.asarray(labels), np.asarray(scores)
-    return np.array([binary_auroc(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
+    return np.array([binary_auroc(*_counted(labels, scores, c)) for c in range(labels.shape[1])])
 
 
 def multilabel_map(labels, scores) -> float:
@@ -137,8 +143,11 @@ def multilabel_auroc(labels, scores) -> float:
 
 def multilabel_f1(labels, scores, thresholds=0.5) -> float:
     """Macro F1 of ``scores >= thresholds`` (one threshold, or one per class) over every class; a class
-    with no positive and none predicted counts 0, as scikit-learn's ``f1_score(zero_division=0)``."""
-    labels, predicted = np.asarray(labels, dtype=bool), np.asarray(scores) >= np.asarray(thresholds)
+    with no positive and none predicted counts 0, as scikit-learn's ``f1_score(zero_division=0)``. Ignored
+    entries (label -1) count neither as positives nor as predictions."""
+    labels = np.asarray(labels)
+    predicted = (np.asarray(scores) >= np.asarray(thresholds)) & (labels >= 0)
+    labels = labels > 0
     tp = (labels & predicted).sum(axis=0)
     denom = labels.sum(axis=0) + predicted.sum(axis=0)
     return float(np.mean(np.divide(2 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)))
@@ -149,9 +158,9 @@ def tune_thresholds(labels, scores, grid=np.linspace(0.01, 0.99, 99), default: f
     A class with no positive here keeps ``default``: every threshold scores F1 0 on it, and the lowest would
     call nearly every image positive. The grid is rounded to 6 decimals first, so a threshold reads as the
     0.48 of the grid, not linspace's 0.48000000000000004, in summaries and tables."""
-    labels, scores, grid = np.asarray(labels, dtype=bool), np.asarray(scores), np.round(np.asarray(grid, float), 6)
+    labels, scores, grid = np.asarray(labels), np.asarray(scores), np.round(np.asarray(grid, float), 6)
     best = np.full(labels.shape[1], default)
-    for c in np.flatnonzero(labels.any(axis=0)):
+    for c in np.flatnonzero((labels > 0).any(axis=0)):
         f1 = [multilabel_f1(labels[:, [c]], scores[:, [c]], t) for t in grid]
         best[c] = grid[int(np.argmax(f1))]
     return best

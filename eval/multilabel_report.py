@@ -35,7 +35,7 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
         return {"value": float(point[i]), "ci95": [float(low[i]), float(high[i])]}
 
     k, c = len(MULTILABEL_KEYS), len(names)
-    support = test.labels.sum(axis=0)
+    support = (test.labels > 0).sum(axis=0)  # an ignored label (-1) is no positive
     per_class = {name: {"ap": entry(k + i), "auroc": entry(k + c + i), "support": int(support[i]),
                         "group": groups[i], "threshold": float(thresholds[i])} for i, name in enumerate(names)}
     return {"task": "multi-label", "test": {key: entry(i) for i, key in enumerate(MULTILABEL_KEYS)},

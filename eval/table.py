@@ -74,7 +74,10 @@ def _spread(items: list, task: str, n_boot: int, seed: int, by_patient: bool) ->
     columns = LAYOUT[task][0]
     values = pd.DataFrame([_numbers(summary, task) for _, summary, _ in items])
     if len(items) > 1:
-        row = {"spread": f"sd over {len(items)} seeds"}
+        folds = items[0][2]["config"].get("folds", 0)
+        seeds = len({meta["config"]["seed"] for _, _, meta in items})
+        row = {"spread": f"sd over {len(items)} seeds" if not folds else
+               f"sd over {len(items)} runs: {folds} patient-grouped folds x {seeds} seed(s)"}
         for key, _ in columns:
             row[key], row[f"{key}_sd"] = values[key].mean(), values[key].std(ddof=1)
         return row
@@ -112,7 +115,8 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     for method, items in by_method.items():
         check_one_setting(method, items)
         run, _, meta = items[0]
-        row = {"method": method, "seeds": len(items), **_spread(items, task, n_boot, seed, by_patient),
+        seeds = len({meta["config"]["seed"] for _, _, meta in items})  # several runs of a seed: its folds
+        row = {"method": method, "seeds": seeds, **_spread(items, task, n_boot, seed, by_patient),
                **_images(run, task), "dataset": meta["dataset"], "model": meta["config"].get("model", "?"),
                "synthetic": synthetic}
         if not synthetic and task == "single-label":

@@ -7,12 +7,12 @@ from shards.errors import UsageError
 
 
 # config fields that say where and how a run ran, not what it trained
-NOT_SETTINGS = {"out", "seed", "shards", "init_from", "device", "loader", "workers", "resume", "checkpoint_minutes",
-                "tensorboard", "compile", "deterministic"}
+NOT_SETTINGS = {"out", "seed", "fold", "shards", "init_from", "device", "loader", "workers", "resume",
+                "checkpoint_minutes", "tensorboard", "compile", "deterministic"}
 
 
 def check_one_setting(method: str, items: list) -> None:
-    """The runs of one method in one row differ by seed only: other settings, other shards, a seed twice
+    """The runs of one method in one row differ by seed (and fold) only: other settings, other shards, a seed twice
     (``train suite --rerun-changed`` leaves NAME and NAME-2) or one seed from two stage-1 runs are refused,
     naming the runs."""
     first, _, base = items[0]
@@ -26,7 +26,7 @@ def check_one_setting(method: str, items: list) -> None:
         if diff:
             raise UsageError(f"{first} and {run} both ran {method} but with other settings ({'; '.join(diff)}); "
                              "give the run dirs of one setting")
-        seed = cfg.get("seed")
+        seed = cfg.get("seed") if not cfg.get("folds") else (cfg.get("seed"), cfg.get("fold"))
         if seed in seeds:
             twin, stage1 = seeds[seed]
             if stage1 != cfg.get("init_from"):  # cRT or tau-norm made from two stage-1 runs

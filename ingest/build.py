@@ -24,14 +24,15 @@ import pandas as pd
 from shards.atomic import make_dir, remove_stale_tmp, write_atomic
 from shards.lock import hold
 from shards.format import FORMAT_VERSION, IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, SPLITS, idx_name, shard_name
-from shards.images import MAX_PIXELS, BadImage, convert
-from shards.index import class_counts, label_counts, write_index
+from shards.images import MAX_PIXELS, PERCENTILES, BadImage, convert
+from shards.index import label_counts, write_index
 from shards.manifest import read_manifest
 from shards.progress import Progress
 from shards.writer import file_sha256
 
 from . import IngestError
-from .adapters import get_adapter, locate_images, read_labels
+from .adapters import locate_images
+from .datasets import WINDOWS, get_dataset
 from .synth import MARKER as SYNTH_MARKER
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,31 @@ class BuildOptions:
     workers: int = 1
     skip_bad: bool = False
     max_pixels: int = MAX_PIXELS
+    # the releases' options (None: the dataset's own; left out of params, so older builds keep their state)
+    window: str | None = None          # how 16-bit images become 8-bit: sbit | percentile (shards.images)
+    val_fraction: float | None = None  # of the training patients, when the release has no val split
+    test_fraction: float | None = None
+    split_seed: int | None = None
+    spec: str | None = None            # --dataset csv: the spec (hashed with the label files, not a param)
 
     def params(self) -> dict:
         """What fixes the output bytes (not --workers, --skip-bad, --max-pixels: they only refuse or skip)."""
-        p = asdict(self)
+        p = {k: v for k, v in asdict(self).items() if v is not None}
         del p["workers"], p["skip_bad"], p["max_pixels"]
+        p.pop("spec", None)
+        p.pop("window", None)
+        if self.window16 != "sbit":  # the window used, whether asked for or the dataset's
+            p["window16"] = self.window16
         return {**p, "format_version": FORMAT_VERSION}
+
+    def source(self):
+        """The dataset these options pack (``ingest.datasets.get_dataset``)."""
+        return get_dataset(self.dataset, spec=self.spec, val_fraction=self.val_fraction,
+                           test_fraction=self.test_fraction, split_seed=self.split_seed)
+
+    @property
+    def window16(self) -> str:
+        return self.window or WINDOWS.get(self.dataset, "sbit")
 
 
 def plan_shards(records: pd.DataFrame, shard_size: int, seed: int) -> pd.DataFrame:
@@ -76,9 +96,9 @@ def plan_digest(plan: pd.DataFrame) -> str:
 
 
 def _convert_job(job):
-    path, size, fmt, quality, max_pixels = job
+    path, size, fmt, quality, max_pixels, window = job
     try:
-        return convert(path, size, fmt, quality, max_pixels), None
+        return convert(path, size, fmt, quality, max_pixels, window), None
     except BadImage as e:
         return None, str(e)
 
@@ -150,7 +170,7 @@ def _write_shards(todo: pd.DataFrame, out: Path, state_dir: Path, opts: BuildOpt
     from shards.writer import ShardWriter
 
     ext = IMAGE_EXT[opts.format]
-    jobs = ((str(p), opts.size, opts.format, opts.quality, opts.max_pixels) for p in todo["source"])
+    jobs = ((str(p), opts.size, opts.format, opts.quality, opts.max_pixels, opts.window16) for p in todo["source"])
     progress = Progress(len(todo), "build-shards")
     with _mapper(opts.workers) as mapper:
         results = mapper(_convert_job, jobs)
@@ -185,19 +205,24 @@ def _finished(out: Path, state_dir: Path, shard: str) -> bool:
     return (out / shard).exists() and (state_dir / f"{shard}.json").exists()
 
 
-def _manifest(opts, adapter, index, shard_infos, bad, state, **extra) -> dict:
-    names = adapter.class_names
+def _manifest(opts, dataset, facts, index, shard_infos, bad, state, **extra) -> dict:
+    names = dataset.class_names
     views = {s: index[index["split"] == s] for s in SPLITS}
     views["balanced-test"] = index[index["balanced_test"]]
     counts = {v: dict(zip(names, label_counts(rows, len(names)).tolist())) for v, rows in views.items()}
+    image = {"size": opts.size, "format": opts.format, "quality": opts.quality, "ext": IMAGE_EXT[opts.format]}
+    if opts.window16 != "sbit":  # recorded where it is not the rule of every earlier build
+        image["window16"] = opts.window16
+        image["window16_percentiles"] = list(PERCENTILES)
     return {
-        "format_version": FORMAT_VERSION, "dataset": adapter.name, "class_names": names,
-        "groups": adapter.groups(class_counts(index, len(names), "train")),
-        "group_rule": "published training counts" if adapter.published_counts else "training counts",
-        "multi_label": not adapter.single_label,
-        "image": {"size": opts.size, "format": opts.format, "quality": opts.quality, "ext": IMAGE_EXT[opts.format]},
+        "format_version": FORMAT_VERSION, "dataset": dataset.name, "class_names": names,
+        "groups": dataset.groups(index, facts),
+        "group_rule": facts.get("group_rule", dataset.group_rule),
+        "multi_label": not dataset.single_label,
+        "image": image,
         "images": {v: len(rows) for v, rows in views.items()},
-        "counts": counts, "skipped": len(bad), "shards": shard_infos, "build": state, **extra,
+        "counts": counts, "skipped": len(bad), "shards": shard_infos, "build": state,
+        **{k: v for k, v in facts.items() if k != "group_rule"}, **extra,
     }
 
 
@@ -222,10 +247,10 @@ def _existing(out: Path, state: dict) -> dict | None:
 def build_shards(images: Path, labels: Path, out: Path, opts: BuildOptions) -> dict:
     """Build (or finish building) a shards dir; returns its manifest."""
     out = Path(out)
-    adapter = get_adapter(opts.dataset)
-    records, label_hashes = read_labels(adapter, labels)
+    dataset = opts.source()
+    records, label_hashes, facts = dataset.read(Path(opts.spec).parent if opts.spec else labels)
     plan = plan_shards(records, opts.shard_size, opts.seed)
-    plan["source"] = locate_images(adapter, images, plan)
+    plan["source"] = locate_images(dataset, images, plan)
     state = {"params": opts.params(), "label_files": label_hashes, "plan": plan_digest(plan)}
     _make_out(out)
     with hold(out, "ingest build-shards"):  # a second build would delete this one's live temp files
@@ -242,7 +267,8 @@ def _build(out: Path, plan: pd.DataFrame, state: dict, adapter, images: Path, op
         log.info("%d images in %d shards; %d shards to write", len(plan), len(shards), todo["shard"].nunique())
         _check_disk(out, len(todo), opts)
         _write_shards(todo, out, state_dir, opts)
-        manifest = _finish(plan, shards, out, state_dir, adapter, opts, state, synthetic=is_synthetic(images))
+        manifest = _finish(plan, shards, out, state_dir, (dataset, facts), opts, state,
+                           synthetic=is_synthetic(images))
     except OSError as e:
         refused = _write_failed(e, out, len(todo), opts)
         if refused is None:
@@ -252,7 +278,7 @@ def _build(out: Path, plan: pd.DataFrame, state: dict, adapter, images: Path, op
     return manifest
 
 
-def _finish(plan, shards, out, state_dir, adapter, opts, state, synthetic: bool) -> dict:
+def _finish(plan, shards, out, state_dir, source, opts, state, synthetic: bool) -> dict:
     """index.parquet, ingest_report.json and, last, manifest.json from the finished shards' records."""
     infos, placed, bad = [], {}, []
     for shard in shards:
@@ -264,9 +290,12 @@ def _finish(plan, shards, out, state_dir, adapter, opts, state, synthetic: bool)
     where = pd.DataFrame([placed[k] for k in index["key"]], columns=["shard", "offset", "size", "sha256"],
                          index=index.index)
     index[where.columns] = where
-    write_index(index, out / INDEX_FILE, adapter.name, adapter.class_names)
+    dataset, facts = source
+    write_index(index, out / INDEX_FILE, dataset.name, dataset.class_names)
     write_atomic(out / REPORT_FILE, json.dumps({"skipped": bad}, indent=1).encode())
-    manifest = _manifest(opts, adapter, index, infos, bad, state, synthetic=synthetic,
+    if opts.spec:  # the spec travels with the shards it made (its sha256 is in the manifest)
+        write_atomic(out / Path(opts.spec).name, Path(opts.spec).read_bytes())
+    manifest = _manifest(opts, dataset, facts, index, infos, bad, state, synthetic=synthetic,
                          index_sha256=file_sha256(out / INDEX_FILE))
     write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
     return manifest

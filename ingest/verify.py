@@ -120,9 +120,10 @@ def _check_classes(index, meta: dict, manifest: dict) -> list[str]:
         want = adapter.groups(class_counts(index, len(adapter.class_names), "train"))
         rule = "published training counts" if adapter.published_counts else "training counts"
         classes = adapter.class_names
-    else:  # an unknown dataset: the rule over the dir's own training counts
-        want = [group_of(int(n)) for n in class_counts(index, len(names), "train")]
-        rule, classes = "training counts", names
+    else:  # a release or csv: the rule over the counts of its training rows (train, and the splits made of them)
+        splits = manifest.get("group_splits", ["train"])
+        want = [group_of(int(n)) for n in sum(class_counts(index, len(names), s) for s in splits)]
+        rule, classes = f"training counts of {'+'.join(splits)}", names
     got = list(manifest["groups"])
     if len(got) != len(want):
         return problems + [f"{MANIFEST_FILE}: {len(got)} groups for {len(want)} classes"]

@@ -3,6 +3,14 @@
 ``load_grey`` and ``resize_area`` are the one way a source image becomes what a
 shard holds: ``ingest build-shards`` packs with them and ``train predict``
 applies the same two to new images, so both import them from here.
+
+16-bit images become 8-bit by one of two ``WINDOWS``, recorded in the shards' manifest (``image.window16``)
+and so in a run's config.json, which ``train predict`` repeats: ``sbit`` (the default) scales by the bits
+the data uses (``_depth``), ``percentile`` maps the image's 0.5th-99.5th percentiles to 0-255 (what the CXR-LT
+2026 entries did with PadChest). Measured on synthetic PadChest-like 16-bit images (12 bits of anatomy, no
+sBIT chunk, a burned-in marker at 65535; ``tests/shards/test_images.py``), sbit leaves the anatomy a handful
+of grey levels, because one bright pixel sets the depth to 16 bits, while the percentile window spreads it
+over the whole 8-bit range: the percentile window is the default of ``--dataset cxr-lt-2026``.
 """
 import io
 import re
@@ -20,6 +28,8 @@ RAISE_LIMIT = " (build-shards: raise it with --max-pixels if the image is genuin
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")  # what Image.open may decode: never EPS and its Ghostscript
 ROWS_PER_BLOCK = 256  # 16-bit sources are scaled this many rows at a time: no full-size wide copy
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PERCENTILES = (0.5, 99.5)  # the percentile window's ends
+WINDOWS = ("sbit", "percentile")
 
 
 class BadImage(Exception):
@@ -64,18 +74,30 @@ def deep_to_grey(img: Image.Image, sbit: int | None = None) -> np.ndarray:
     return out
 
 
-def _to_grey(img: Image.Image, sbit: int | None = None) -> np.ndarray:
-    """uint8 (H, W): 8-bit grey as is, 16-bit by its depth, colour by ITU-R 601 luma, alpha dropped."""
+def percentile_to_grey(img: Image.Image) -> np.ndarray:
+    """A 16-bit image -> uint8: its ``PERCENTILES`` mapped to 0 and 255, linearly, clipped (a flat image: sbit)."""
+    a = np.asarray(img)
+    if a.min() < 0 or a.max() > 0xFFFF:
+        raise BadImage(f"mode {img.mode} values {a.min()}..{a.max()}: only 0..65535 (16-bit) has a defined 8-bit "
+                       f"range")
+    lo, hi = np.percentile(a, PERCENTILES)
+    if hi <= lo:
+        return deep_to_grey(img)
+    return np.clip((a - lo) * (255 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _to_grey(img: Image.Image, sbit: int | None = None, window: str = "sbit") -> np.ndarray:
+    """uint8 (H, W): 8-bit grey as is, 16-bit by ``window``, colour by ITU-R 601 luma, alpha dropped."""
     if img.mode == "L":
         return np.array(img)
     if img.mode.startswith("I"):  # "I;16", "I;16B", "I" (16-bit PNG as Pillow opens it)
-        return deep_to_grey(img, sbit)
+        return percentile_to_grey(img) if window == "percentile" else deep_to_grey(img, sbit)
     if img.mode == "F":
         raise BadImage("floating-point image (mode F) has no defined 8-bit range")
     return np.array(img.convert("L"))
 
 
-def _load_file(path: Path, max_pixels: int) -> np.ndarray:
+def _load_file(path: Path, max_pixels: int, window: str) -> np.ndarray:
     # PIL warns above Image.MAX_IMAGE_PIXELS and refuses above twice that; our limit decides, so PIL's
     # is raised to ours when ours is higher, and its warning (ours refuses first) is silenced.
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
@@ -92,7 +114,7 @@ def _load_file(path: Path, max_pixels: int) -> np.ndarray:
                 raise BadImage(f"{img.size[0]} x {img.size[1]} = {img.size[0] * img.size[1] / 1e6:.1f} megapixels, "
                                f"above the limit of {max_pixels / 1e6:g} megapixels{RAISE_LIMIT}")
             img.load()
-            return _to_grey(img, png_significant_bits(path) if img.format == "PNG" else None)
+            return _to_grey(img, png_significant_bits(path) if img.format == "PNG" else None, window)
     except Image.DecompressionBombError as e:  # so large that PIL refused to open it
         size = re.search(r"\((\d+) pixels\)", str(e))  # PIL: "Image size (N pixels) exceeds limit of ..."
         said = f"{int(size[1]) / 1e6:.1f}" if size else f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f}"
@@ -101,13 +123,15 @@ def _load_file(path: Path, max_pixels: int) -> np.ndarray:
         raise BadImage(f"cannot decode: {e}") from e
 
 
-def load_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_grey(source, max_pixels: int = MAX_PIXELS, window: str = "sbit") -> np.ndarray:
     """A source image -> uint8 (H, W) grey. ``source``: a file path (decoded fully, so truncation shows;
     refused above ``max_pixels`` before decoding), a PIL image or an array (uint8 / uint16, grey or RGB).
-    16-bit data is scaled by its significant bits (see ``_depth``). Raises BadImage saying why."""
+    16-bit data is scaled by ``window`` (``WINDOWS``, see the module's docstring). Raises BadImage saying why."""
+    if window not in WINDOWS:
+        raise ValueError(f"unknown 16-bit window {window!r}; one of {', '.join(WINDOWS)}")
     if isinstance(source, (str, Path)):
-        return _load_file(Path(source), max_pixels)
-    return _to_grey(source if isinstance(source, Image.Image) else _from_array(np.asarray(source)))
+        return _load_file(Path(source), max_pixels, window)
+    return _to_grey(source if isinstance(source, Image.Image) else _from_array(np.asarray(source)), window=window)
 
 
 def _from_array(a: np.ndarray) -> Image.Image:
@@ -144,6 +168,6 @@ def encode(img: np.ndarray, fmt: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def convert(path: Path, size: int, fmt: str, quality: int, max_pixels: int = MAX_PIXELS) -> bytes:
+def convert(path: Path, size: int, fmt: str, quality: int, max_pixels: int = MAX_PIXELS, window: str = "sbit") -> bytes:
     """One source image -> the encoded, resized grey image stored in a shard."""
-    return encode(resize_area(load_grey(path, max_pixels), size), fmt, quality)
+    return encode(resize_area(load_grey(path, max_pixels, window), size), fmt, quality)

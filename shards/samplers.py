@@ -24,7 +24,7 @@ def _by_class(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     without images left out. Class indices (N,) or multi-hot (N, C), where an image is in each of its classes."""
     if labels.ndim == 1:
         return np.argsort(labels, kind="stable"), np.unique(labels, return_counts=True)[1]
-    classes, members = np.nonzero(labels.T)  # by class, then by image
+    classes, members = np.nonzero(labels.T > 0)  # by class, then by image (an ignored label, -1, is not one)
     counts = np.bincount(classes, minlength=labels.shape[1])
     return members, counts[counts > 0]
 

@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", default="0", help="comma-separated integers")
     s.add_argument("--rerun-changed", action="store_true",
                    help="train a run that was trained with other settings again, into NAME-2 (else: refused)")
-    add_flags(s, exclude=("out", "method", "seed", "init_from"))
+    add_flags(s, exclude=("out", "method", "seed", "init_from", "fold"))  # --folds K: every fold runs
     b = sub.add_parser("bench", help="loader-only, model-only and end-to-end images/s on this machine",
                        formatter_class=defaults)
     # no default shown for --steps / --warmup: it depends on the device (SUPPRESS leaves the attribute unset)

@@ -66,6 +66,11 @@ class FitConfig:
     paper_bn_bug: bool = opt(False, "reproduce the paper's code: BatchNorm in eval mode from epoch 2 on")
     paper_ldam: bool = opt(False, "reproduce the paper's code: LDAM on a plain linear head")
     tensorboard: bool = opt(True, "write TensorBoard events when tensorboard is installed")
+    folds: int = opt(0, "K > 1: re-split the training images into K patient-disjoint folds; --fold validates, the "
+                     "rest trains (the shards' val is left out, test untouched); 0: the shards' own splits", at_least=0)
+    fold: int = opt(0, "with --folds: which fold validates, 0 to K - 1", at_least=0)
+    fold_seed: int = opt(0, "with --folds: the seed of the patient-grouped folds (the same for every --seed)",
+                         at_least=0)
 
     # fields that may differ on resume without changing the result; the shards are compared by their
     # index hash, not their path, so a moved or copied shards dir or run dir still resumes
@@ -75,6 +80,11 @@ class FitConfig:
     def __post_init__(self):
         for f in fields(self):
             setattr(self, f.name, checked(f, getattr(self, f.name)))
+        if self.folds == 1:
+            raise UsageError("--folds 1: one fold leaves nothing to train on; give K >= 2, or 0 for the shards' splits")
+        if self.fold and self.fold >= max(self.folds, 1):
+            raise UsageError(f"--fold {self.fold}: " + (f"the folds are 0 to {self.folds - 1} (--folds {self.folds})"
+                                                        if self.folds else "needs --folds K (K > --fold)"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -67,8 +67,8 @@ def parse_seeds(text: str) -> list[int]:
         raise UsageError(f"--seeds {text!r}: not a comma-separated list of integers (for example 0,1,2)") from None
 
 
-def run_dir(out: Path, method: str, seed: int) -> Path:
-    return Path(out) / f"{method}-seed{seed}"
+def run_dir(out: Path, method: str, seed: int, fold: int | None = None) -> Path:
+    return Path(out) / (f"{method}-seed{seed}" + ("" if fold is None else f"-fold{fold}"))
 
 
 def place(cfg: FitConfig, index_sha: str, rerun_changed: bool) -> FitConfig:
@@ -90,7 +90,8 @@ def place(cfg: FitConfig, index_sha: str, rerun_changed: bool) -> FitConfig:
 
 def suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], stop=None,
           rerun_changed: bool = False) -> str:
-    """'finished' (table written) or 'interrupted' (rerun to continue)."""
+    """'finished' (table written) or 'interrupted' (rerun to continue). With ``base.folds`` K, every method
+    and seed runs on each of the K folds (run dirs NAME-seedS-foldI); the table gives the mean and spread."""
     out = Path(out)
     with hold(out, "train suite") if init(base.device).main else contextlib.nullcontext():
         return _suite(base, out, methods, seeds, stop, rerun_changed)
@@ -101,16 +102,16 @@ def _suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], sto
     task, index_sha = task_of(ss.manifest).name, ss.index_sha256
     order = plan(methods, task)
     runs = []
-    for seed in seeds:
+    for seed, fold in [(s, f) for s in seeds for f in (range(base.folds) if base.folds else [None])]:
         used = {}
         for method in order:
             init = str(used[BASELINE[task]]) if from_stage1(method) else ""
-            cfg = dataclasses.replace(base, method=method, seed=seed, out=str(run_dir(out, method, seed)),
-                                      init_from=init)
+            cfg = dataclasses.replace(base, method=method, seed=seed, out=str(run_dir(out, method, seed, fold)),
+                                      init_from=init, fold=fold or 0)
             cfg = place(cfg, index_sha, rerun_changed)
             used[method] = Path(cfg.out)
             runs.append(used[method])
-            log.info("suite: %s (seed %d) in %s", method, seed, cfg.out)
+            log.info("suite: %s (seed %d%s) in %s", method, seed, "" if fold is None else f", fold {fold}", cfg.out)
             if fit(cfg, stop) == "interrupted":
                 return "interrupted"
     if current().main:

@@ -144,3 +144,28 @@ def test_a_vector_metric_gets_the_interval_of_each_entry_as_if_bootstrapped_alon
     for k in range(C):
         alone = m.bootstrap_ci(lambda a, b: m.per_class_accuracy(a, b, C)[k], y, pred, n_boot=100, seed=3)
         assert (low[k], high[k]) == alone[1:]
+
+
+def test_ignored_labels_change_neither_ap_auroc_nor_f1():
+    """A label of -1 (an uncertain label a CSV spec ignores) is left out of every multi-label metric:
+    the metrics equal scikit-learn's on the counted entries, whatever the ignored entries' scores."""
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+    from eval.metrics import multilabel_f1, per_class_ap, per_class_auroc, tune_thresholds
+
+    rng = np.random.default_rng(3)
+    labels = (rng.random((60, 3)) < 0.4).astype(np.int64)
+    scores = rng.random((60, 3))
+    ignored = rng.random((60, 3)) < 0.2
+    masked = np.where(ignored, -1, labels)
+    other = np.where(ignored, rng.random((60, 3)), scores)
+    for c in range(3):
+        keep = ~ignored[:, c]
+        assert np.isclose(per_class_ap(masked, scores)[c], average_precision_score(labels[keep, c], scores[keep, c]))
+        assert np.isclose(per_class_auroc(masked, scores)[c], roc_auc_score(labels[keep, c], scores[keep, c]))
+    assert np.array_equal(per_class_ap(masked, scores), per_class_ap(masked, other))
+    assert np.array_equal(per_class_auroc(masked, scores), per_class_auroc(masked, other))
+    want = np.mean([f1_score(labels[~ignored[:, c], c], scores[~ignored[:, c], c] >= 0.5) for c in range(3)])
+    assert np.isclose(multilabel_f1(masked, scores), want)
+    assert multilabel_f1(masked, scores) == multilabel_f1(masked, other)
+    assert np.array_equal(tune_thresholds(masked, scores), tune_thresholds(masked, other))

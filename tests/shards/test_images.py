@@ -132,3 +132,39 @@ def test_convert_gives_a_resized_grayscale_image_in_the_format(tmp_path, fmt, ma
     assert data.startswith(magic)
     with Image.open(io.BytesIO(data)) as img:
         assert img.mode == "L" and img.size == (25, 25)
+
+
+def test_percentile_window_maps_the_05_and_995_percentiles_to_0_and_255():
+    rng = np.random.default_rng(0)
+    deep = rng.integers(100, 4000, (64, 64)).astype(np.uint16)
+    lo, hi = np.percentile(deep, [0.5, 99.5])
+    want = np.clip(np.round(np.interp(deep.astype(float), [lo, hi], [0, 255]) + 1e-9), 0, 255).astype(np.uint8)
+    got = load_grey(deep, window="percentile")
+    assert np.abs(got.astype(int) - want).max() <= 1 and got.min() == 0 and got.max() == 255
+    assert (got[deep <= lo] == 0).all() and (got[deep >= hi] == 255).all()
+
+
+def test_percentile_window_keeps_the_anatomy_that_one_bright_marker_costs_the_sbit_rule():
+    """The measurement behind cxr-lt-2026's default: PadChest-like 16-bit images (12 bits of data, no sBIT, a
+    burned-in marker at 65535): the sBIT rule leaves the anatomy 17 grey levels, the percentile window 256."""
+    from ingest.phantom import render
+    from ingest.synth_release import deep_png
+
+    levels = {"sbit": [], "percentile": []}
+    for k in range(5):
+        rng = np.random.default_rng([0, k])
+        img = deep_png(render(np.zeros(30, np.int8), 0, 128, rng), True, rng)
+        for window in levels:
+            levels[window].append(len(np.unique(load_grey(img, window=window)[8:, 8:])))  # outside the marker
+    assert max(levels["sbit"]) <= 17 and min(levels["percentile"]) >= 250
+
+
+def test_a_16_bit_png_file_and_its_array_give_the_same_percentile_pixels(tmp_path):
+    deep = (np.arange(64 * 64).reshape(64, 64) * 3).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "x.png")
+    assert np.array_equal(load_grey(tmp_path / "x.png", window="percentile"), load_grey(deep, window="percentile"))
+
+
+def test_unknown_window_is_refused():
+    with pytest.raises(ValueError, match="unknown 16-bit window 'gamma'"):
+        load_grey(np.zeros((4, 4), np.uint16), window="gamma")

@@ -16,6 +16,7 @@ import torch
 from eval.tasks import Task, task_of
 from shards.errors import UsageError
 from shards.lock import hold
+from shards.folds import with_fold
 from shards.reader import open_shards, shards_manifest
 
 from ..config import FitConfig
@@ -70,6 +71,8 @@ def _fit(cfg: FitConfig, method: Method, task: Task, stop, world: World) -> str:
     # the stop flag covers start-up and the final evaluation too: a signal anywhere exits 'interrupted'
     with StopFlag() as flag:
         ss = open_shards(cfg.shards)
+        if cfg.folds:
+            ss = with_fold(ss, cfg.folds, cfg.fold, cfg.fold_seed)
         saved = check_resume(cfg, Path(cfg.out), ss.index_sha256)
         if saved is not None and "model" not in saved:
             log.info("%s: finished already (summary.json); nothing to do", cfg.out)

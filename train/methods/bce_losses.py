@@ -4,7 +4,9 @@
 ``train.methods.losses``, so MixUp on multi-hot targets needs no separate code. Every loss here is the mean over
 images AND classes (PyTorch's BCE default), so a learning rate carries over from one to another. Class
 weights w_c (``rw`` / ``cb`` of ``train.methods.weighting`` on the positive counts, replaced under DRW) multiply
-the positive term only, as BCE's ``pos_weight``. Below p = s(z), s the sigmoid, y the target.
+the positive term only, as BCE's ``pos_weight``. A target of -1 (``shards.index.IGNORED``, an uncertain label a
+CSV spec ignores) adds nothing to the sum, whatever its logit; the mean still divides by every entry.
+Below p = s(z), s the sigmoid, y the target.
 
 - ``bce``: binary cross-entropy, -[w y log p + (1 - y) log(1 - p)].
 - ``focal-bce``: sigmoid focal loss (Lin et al., arXiv 1708.02002), gamma 2, no alpha:
@@ -59,8 +61,10 @@ class BinaryLoss(ClassLoss):
             raise ValueError(f"a multi-label loss takes multi-hot float targets shaped like the logits "
                              f"{tuple(logits.shape)}, got {tuple(target.shape)}")
         y = target.float()
+        counted = y >= 0  # a target of -1 is an ignored (uncertain) label: it adds 0, whatever its logit
+        y = y.clamp(min=0)
         pos, neg = self.terms(logits, y)
-        return (self.weights * y * pos + (1 - y) * neg).mean()
+        return torch.where(counted, self.weights * y * pos + (1 - y) * neg, 0.0).mean()
 
     def terms(self, logits: torch.Tensor, y: torch.Tensor):
         raise NotImplementedError

@@ -52,7 +52,8 @@ class TrainedModel:
                 "tau": self.tau, "architecture": self.architecture, "image_size": p.image_size, "channels": p.channels,
                 "mean": list(mean), "std": list(std), "input": "float (N, channels, image_size, image_size), "
                 f"grey in [0, 255] normalised as (x / 255 - mean) / std; output: logits ({scores}: probabilities)",
-                "shards_image": {"size": p.shard_size, "format": p.shard_format, "quality": p.shard_quality},
+                "shards_image": {"size": p.shard_size, "format": p.shard_format, "quality": p.shard_quality,
+                                 **({"window16": p.window16} if p.window16 != "sbit" else {})},
                 "thresholds": self.thresholds,
                 **self.provenance}
 
@@ -111,7 +112,8 @@ def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str 
         raise UsageError(f"{run / 'best.pt'} does not fit a {arch['model']} with a {arch['head']} head (for cRT or "
                          f"tau-norm the stage-1 run {cfg.get('init_from')!r} tells the backbone; make it reachable "
                          f"there): {str(e).splitlines()[0]}") from e
-    prep = Preprocess(image["size"], image["format"], image.get("quality", 95), cfg["image_size"], arch["channels"])
+    prep = Preprocess(image["size"], image["format"], image.get("quality", 95), cfg["image_size"], arch["channels"],
+                      image.get("window16", "sbit"))  # shards made before the field used sbit
     provenance = {k: meta.get(k) for k in ("git_commit", "index_sha256", "dataset", "synthetic", "precision")}
     task = meta.get("method", {}).get("task", "single-label")  # runs made before multi-label were single-label
     return TrainedModel(model.to(device).eval(), prep, meta["class_names"], cfg["method"], task,

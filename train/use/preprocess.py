@@ -22,8 +22,9 @@ from shards.torch_loader import apply_augment
 from .dicom import is_dicom, load_dicom_grey
 
 
-def open_grey(image, any_modality: bool = False) -> np.ndarray:
-    """A file path, PIL image or numpy array -> uint8 (H, W) grey by the ingest's rules (DICOM: ``train.use.dicom``)."""
+def open_grey(image, window: str = "sbit", any_modality: bool = False) -> np.ndarray:
+    """A file path, PIL image or numpy array -> uint8 (H, W) grey by the ingest's rules (DICOM: ``train.use.dicom``);
+    16-bit images by the shards' ``window`` (``shards.images.WINDOWS``)."""
     if isinstance(image, (str, Path)):
         try:
             dicom = is_dicom(Path(image))
@@ -31,7 +32,7 @@ def open_grey(image, any_modality: bool = False) -> np.ndarray:
             raise BadImage(f"cannot read: {e.strerror or e}") from e
         if dicom:
             return load_dicom_grey(Path(image), any_modality)
-    return load_grey(image)
+    return load_grey(image, window=window)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Preprocess:
     shard_quality: int
     image_size: int
     channels: int
+    window16: str = "sbit"  # how the shards made 16-bit images 8-bit (manifest image.window16)
     any_modality: bool = False  # DICOM files of any modality, not radiographs only
 
     @property
@@ -52,7 +54,7 @@ class Preprocess:
         return normalisation(self.channels)
 
     def pixels(self, image) -> torch.Tensor:
-        img = resize_area(open_grey(image, self.any_modality), self.shard_size)
+        img = resize_area(open_grey(image, self.window16, self.any_modality), self.shard_size)
         # the shards hold JPEG: its loss is part of what the model saw, so encode and decode as they were made
         arr = decode(encode(img, "jpeg", self.shard_quality)) if self.shard_format == "jpeg" else img
         return apply_augment(torch.from_numpy(arr.copy())[None], AugmentSpec(self.image_size), None)

@@ -205,3 +205,34 @@ def test_every_multi_label_loss_runs_on_cuda_under_fp16_autocast(name):
     with torch.autocast("cuda", dtype=torch.float16):
         value = loss.cuda()(LOGITS.cuda().half(), TARGET.cuda())
     assert torch.isfinite(value) and torch.allclose(value.cpu(), loss.cpu()(LOGITS, TARGET), atol=1e-2)
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_an_ignored_entry_changes_no_multi_label_loss(name):
+    """A target of -1 (an uncertain label a CSV spec ignores) adds nothing, whatever its logit or label."""
+    target = TARGET.clone()
+    target[3, 1] = target[7, 0] = -1
+    loss = make_loss(name, COUNTS, num_images=N)
+    base = loss(LOGITS, target)
+    for value in (-20.0, 0.0, 20.0):
+        moved = LOGITS.clone()
+        moved[3, 1] = moved[7, 0] = value
+        assert torch.equal(loss(moved, target), base)
+    assert not torch.equal(loss(LOGITS, TARGET), base)  # the entries did count before they were ignored
+
+
+def test_bce_with_ignored_entries_is_pytorchs_bce_summed_over_the_counted_ones():
+    target = TARGET.clone()
+    target[0, 0] = target[5, 2] = -1
+    counted = target >= 0
+    each = F.binary_cross_entropy_with_logits(LOGITS, target.clamp(min=0), reduction="none")
+    want = (each * counted).sum() / each.numel()
+    assert torch.allclose(make_loss("bce", COUNTS, num_images=N)(LOGITS, target), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_no_ignored_entry_leaves_every_loss_bit_identical_to_the_plain_mean(name):
+    loss = make_loss(name, COUNTS, num_images=N)
+    y = TARGET
+    pos, neg = loss.terms(LOGITS, y)
+    assert torch.equal(loss(LOGITS, y), (loss.weights * y * pos + (1 - y) * neg).mean())
