@@ -254,10 +254,11 @@ def build_shards(images: Path, labels: Path, out: Path, opts: BuildOptions) -> d
     state = {"params": opts.params(), "label_files": label_hashes, "plan": plan_digest(plan)}
     _make_out(out)
     with hold(out, "ingest build-shards"):  # a second build would delete this one's live temp files
-        return _build(out, plan, state, adapter, images, opts)
+        return _build(out, plan, state, (dataset, facts), images, opts)
 
 
-def _build(out: Path, plan: pd.DataFrame, state: dict, adapter, images: Path, opts: BuildOptions) -> dict:
+def _build(out: Path, plan: pd.DataFrame, state: dict, source: tuple, images: Path, opts: BuildOptions) -> dict:
+    """``source``: (the dataset, its facts from reading the label files)."""
     if (manifest := _existing(out, state)) is not None:
         return manifest
     shards, todo = list(dict.fromkeys(plan["shard"])), plan
@@ -267,7 +268,7 @@ def _build(out: Path, plan: pd.DataFrame, state: dict, adapter, images: Path, op
         log.info("%d images in %d shards; %d shards to write", len(plan), len(shards), todo["shard"].nunique())
         _check_disk(out, len(todo), opts)
         _write_shards(todo, out, state_dir, opts)
-        manifest = _finish(plan, shards, out, state_dir, (dataset, facts), opts, state,
+        manifest = _finish(plan, shards, out, state_dir, source, opts, state,
                            synthetic=is_synthetic(images))
     except OSError as e:
         refused = _write_failed(e, out, len(todo), opts)
