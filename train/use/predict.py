@@ -26,17 +26,30 @@ from shards.atomic import make_dir, write_atomic
 from shards.errors import UsageError
 from shards.progress import Progress
 
-from .dicom import DICOM_SUFFIXES
+from .dicom import DICOM_SUFFIXES, is_dicom
 from .load import TrainedModel
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", *DICOM_SUFFIXES)
 
 
+def is_image_file(path: Path) -> bool:
+    """An image of a folder: a file with an image suffix, or a DICOM file without a suffix (DICM at byte 128),
+    as PACS exports name them."""
+    if not path.is_file():
+        return False
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        return not path.suffix and is_dicom(path)
+    except OSError:  # unreadable: not counted as an image of the folder
+        return False
+
+
 def find_images(path: Path) -> list[Path]:
     path = Path(path)
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        found = sorted(p for p in path.rglob("*") if is_image_file(p))
         if not found:
             raise UsageError(f"--images {path}: no {', '.join(IMAGE_SUFFIXES)} files in it or below it")
         return found

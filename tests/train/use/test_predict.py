@@ -151,9 +151,10 @@ def test_an_unreadable_file_is_named_with_its_reason_and_nothing_is_written(stag
 
 def test_images_are_found_in_a_folder_recursively_in_a_file_or_in_a_csv(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
-    for name in ("a/1.png", "a/b/2.JPG", "a/b/3.dcm", "a/notes.txt"):
+    for name in ("a/1.png", "a/b/2.JPG", "a/b/3.dcm", "a/notes.txt", "a/README"):
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in find_images(tmp_path / "a")] == ["1.png", "2.JPG", "3.dcm"]
+    (tmp_path / "a" / "b" / "IM0001").write_bytes(bytes(128) + b"DICM" + bytes(8))  # a DICOM without a suffix
+    assert [p.name for p in find_images(tmp_path / "a")] == ["1.png", "2.JPG", "3.dcm", "IM0001"]
     assert find_images(tmp_path / "a" / "1.png") == [tmp_path / "a" / "1.png"]
     pd.DataFrame({"path": ["a/1.png", str(tmp_path / "a/b/2.JPG")]}).to_csv(tmp_path / "l.csv", index=False)
     assert find_images(tmp_path / "l.csv") == [tmp_path / "a/1.png", tmp_path / "a/b/2.JPG"]
