@@ -176,3 +176,17 @@ def test_a_two_stage_method_without_init_from_names_the_flag_and_the_stage_one_m
                                          r"RUN, where RUN is the --out of `python -m train fit --method bce"):
         fit(tiny_fit(ml_shards_dir, tmp_path / "crt", "crt-bce"))
     assert not (tmp_path / "crt").exists()
+
+
+@pytest.mark.parametrize("run_fixture", ["stage1_run", "ml_stage1_run"])
+def test_every_predictions_parquet_names_its_classes_in_its_schema(run_fixture, request):
+    import pyarrow.parquet as pq
+
+    run = request.getfixturevalue(run_fixture)
+    names = json.loads((run / "config.json").read_text())["class_names"]
+    files = sorted((run / "predictions").glob("*.parquet"))
+    assert len(files) >= 2
+    for path in files:
+        schema = pq.read_schema(path)
+        assert json.loads(schema.metadata[b"class_names"]) == names, path
+        assert schema.field("logits").type.list_size == len(names)
