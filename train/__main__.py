@@ -1,4 +1,4 @@
-"""python -m train fit | suite | bench | methods"""
+"""python -m train fit | suite | bench | methods | models"""
 import argparse
 import logging
 import sys
@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--baseline-png", default="", help="time the paper's input path on these 1024 px PNGs")
     add_flags(b, exclude=("out", "method", "init_from", "resume"))
     sub.add_parser("methods", help="list the methods")
+    m = sub.add_parser("models", help="list the backbones --model takes (ours and timm's pretrained names) and "
+                       "whether their weights are in the local cache")
+    m.add_argument("contains", nargs="?", default="", help="only names containing this (e.g. convnext)")
     use.add_parsers(sub)  # predict, export
     return p
 
@@ -61,7 +64,7 @@ def main(argv=None) -> int:
     a = parse(argv)
     world = None
     try:
-        cfg = from_args(a) if a.cmd not in ("methods", *use.COMMANDS) else FitConfig()
+        cfg = from_args(a) if a.cmd not in ("methods", "models", *use.COMMANDS) else FitConfig()
         missing = [flag(name) for name in REQUIRED.get(a.cmd, ()) if not getattr(cfg, name)]
         if missing:
             raise UsageError(f"{a.cmd} needs {' and '.join(missing)} (or a --config file that sets it)")
@@ -91,6 +94,8 @@ def run(a, cfg: FitConfig, world) -> int:
                 else "  [beyond the paper]"
             say(f"{name:<22} {m.summary}{tag}")
         return 0
+    if a.cmd == "models":
+        return list_models(a.contains, say)
     if a.cmd == "bench":
         return run_bench(a, cfg)
     if a.cmd == "suite":
@@ -106,6 +111,18 @@ def run(a, cfg: FitConfig, world) -> int:
     if a.cmd == "suite":
         say((Path(where) / "results.md").read_text())
     say(f"{where}: finished; see {where}/{'results.md' if a.cmd == 'suite' else 'summary.json'}")
+    return 0
+
+
+def list_models(contains: str, say) -> int:
+    from .models import list_backbones
+
+    rows = list_backbones(contains)
+    width = max((len(n) for n, _, _ in rows), default=0)
+    for name, source, cached in rows:
+        say(f"{name:<{width}}  {source:<11}  {'weights cached' if cached else ''}".rstrip())
+    say(f"{len(rows)} backbone(s){' containing ' + repr(contains) if contains else ''}; any timm architecture "
+        f"name (`timm.list_models()`) also builds from scratch with --pretrained none")
     return 0
 
 

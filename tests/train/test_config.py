@@ -76,6 +76,6 @@ def test_help_shows_every_default_and_a_help_line_for_every_flag(cmd, capsys):
         sub.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())  # unwrapped
     for shown in ("--image-size IMAGE_SIZE pixels, square (the paper: 256, no crop) (default: 256)",
-                  "Adam learning rate (default: 0.0001)", "(default: True)", "(default: auto)"):
+                  "learning rate (the peak, with a schedule) (default: 0.0001)", "(default: True)", "(default: auto)"):
         assert shown in text
     assert "--shards SHARDS shards dir (python -m ingest build-shards) (required" in text

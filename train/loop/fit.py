@@ -101,4 +101,5 @@ def run_meta(ctx: RunContext) -> dict:
             "class_names": ss.class_names, "groups": ss.groups, "train_counts": ctx.counts.tolist(),
             "world_size": ctx.world.size, "loader": loader_kind(ctx.cfg),
             "shards_image": ss.manifest["image"],  # how the shards were packed: predict repeats it without them
+            "input": ctx.input,  # the model's input scaling: loaders, predict and export use it
             **describe(ctx.device)}

@@ -68,7 +68,7 @@ def _from_stage1(ctx) -> Classifier:
 def _new_model(ctx) -> Classifier:
     cfg = ctx.cfg
     return build_model(cfg.model, ctx.ss.num_classes, cfg.pretrained, method_head(ctx.method, vars(cfg)),
-                       cfg.channels)
+                       cfg.channels, cfg.drop_path)
 
 
 def _new_classifier(ctx) -> Classifier:

@@ -74,7 +74,8 @@ def architecture(meta: dict) -> dict:
     method = get_method(cfg["method"])
     stage = STAGES[method.stage]
     model = stage1_architecture(cfg) if stage.from_stage1 else cfg["model"]
-    return {"model": model, "head": stage.saved_head(method, cfg), "channels": cfg.get("channels", 3)}
+    return {"model": model, "head": stage.saved_head(method, cfg), "channels": cfg.get("channels", 3),
+            "input_scaling": (meta.get("input") or {}).get("scaling", "imagenet")}
 
 
 def shards_image(meta: dict, shards: str | Path | None) -> dict:
@@ -106,7 +107,9 @@ def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str 
         raise UsageError(f"{run / 'best.pt'} does not fit a {arch['model']} with a {arch['head']} head (for cRT or "
                          f"tau-norm the stage-1 run {cfg.get('init_from')!r} tells the backbone; make it reachable "
                          f"there): {str(e).splitlines()[0]}") from e
-    prep = Preprocess(image["size"], image["format"], image.get("quality", 95), cfg["image_size"], arch["channels"])
+    spec = meta.get("input") or {}  # runs made before timm backbones: ImageNet's
+    prep = Preprocess(image["size"], image["format"], image.get("quality", 95), cfg["image_size"], arch["channels"],
+                      *(tuple(spec[k]) if spec else None for k in ("mean", "std")))
     provenance = {k: meta.get(k) for k in ("git_commit", "index_sha256", "dataset", "synthetic", "precision")}
     task = meta.get("method", {}).get("task", "single-label")  # runs made before multi-label were single-label
     return TrainedModel(model.to(device).eval(), prep, meta["class_names"], cfg["method"], task,

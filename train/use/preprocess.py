@@ -45,10 +45,12 @@ class Preprocess:
     shard_quality: int
     image_size: int
     channels: int
+    mean: tuple[float, ...] | None = None  # the run's input scaling (config.json's input); None: ImageNet's
+    std: tuple[float, ...] | None = None
 
     @property
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        return normalisation(self.channels)
+        return (tuple(self.mean), tuple(self.std)) if self.mean is not None else normalisation(self.channels)
 
     def pixels(self, image) -> torch.Tensor:
         img = resize_area(open_grey(image), self.shard_size)
@@ -58,7 +60,7 @@ class Preprocess:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 1, S, S) -> float (N, channels, S, S), as ``ShardLoader.to_input`` does it."""
-        return normalise(x, *scale_shift(self.channels, x.device), channels_last=False)
+        return normalise(x, *scale_shift(self.channels, x.device, self.mean_std), channels_last=False)
 
     def __call__(self, image) -> torch.Tensor:
         return self.normalise(self.pixels(image)[None])[0]
