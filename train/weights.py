@@ -6,6 +6,7 @@ A checkpoint made for another task (a CheXNet-style 14-class head, torchxrayvisi
 first convolution loaded into a 1-channel one is summed over R, G and B (``train.models.grey_input``'s rule).
 """
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -112,3 +113,21 @@ def load_backbone(net: nn.Module, path: str, name: str) -> None:
             own[key].copy_(value)
     log.info("--pretrained %s: %d of %d backbone tensors loaded; dropped %d (%s); newly initialised %d (%s)",
              path, len(found), total, len(dropped), _names(dropped), len(fresh), _names(fresh))
+
+
+# The words in a --pretrained-source that mean a dataset's images were in the weights' training set: NIH's
+# ChestX-ray14 (torchxrayvision's nih, rsna and all weights; their NIH split was random and not saved),
+# MIMIC-CXR (mimic_nb, mimic_ch, all), PadChest (pc, all).
+SOURCE_WORDS = {"nih": ("nih", "chestx", "chestxray14", "cxr14", "rsna", "all"), "mimic": ("mimic", "all"),
+                "padchest": ("padchest", "pc", "all"), "chexpert": ("chexpert", "chex", "all")}
+
+
+def leakage(source: str, dataset: str) -> str | None:
+    """A warning when the weights' stated source (``--pretrained-source``) includes the evaluated dataset."""
+    words = set(re.split(r"[^a-z0-9]+", source.lower()))
+    family = next((f for f in SOURCE_WORDS if dataset.lower().startswith(f)), None)
+    hits = sorted(words & set(SOURCE_WORDS.get(family, ())))
+    if not source or not hits:
+        return None
+    return (f"--pretrained-source {source!r} names {', '.join(hits)}: the weights may have seen this run's "
+            f"{dataset} val and test images (test-set leakage); use weights trained without them")

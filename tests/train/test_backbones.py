@@ -1,21 +1,26 @@
 """timm backbones and local pretrained weights: grey input, head dropping, a timm run end to end."""
 import json
+import logging
 
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from conftest import tiny_fit
 from eval.predictions import read_predictions
 from shards.errors import UsageError
+from shards.loader import normalise, scale_shift
 from train import load_model
 from train.__main__ import main
 from train.config import FitConfig
+from train.context import run_input
 from train.loop.fit import fit
+from train.loop.stages import STAGES
 from train.models import build_model, input_spec
 from train.rundir.checkpoint import load_checkpoint
 from train.use.predict import predict_logits
-from train.weights import WeightsUnavailable
+from train.weights import WeightsUnavailable, leakage
 
 timm = pytest.importorskip("timm")
 
@@ -93,3 +98,99 @@ def test_a_timm_run_trains_resumes_exactly_and_predicts_what_it_evaluated(shards
 def test_a_missing_weights_file_is_one_line():
     with pytest.raises(WeightsUnavailable, match="no such file"):
         build_model("convnext_atto", 3, "/nonexistent/w.safetensors")
+
+
+def test_a_checkpoint_with_another_head_loads_every_backbone_tensor_bit_identical(tmp_path, caplog):
+    torch.manual_seed(1)
+    chexnet = torchvision.models.resnet18(num_classes=14)  # a 14-finding head, saved under DataParallel's prefix
+    torch.save({"state_dict": {"module." + k: v for k, v in chexnet.state_dict().items()}}, tmp_path / "c.pth.tar")
+    with caplog.at_level(logging.INFO, logger="train"):
+        model = build_model("resnet18", 5, str(tmp_path / "c.pth.tar"))
+    own = chexnet.state_dict()
+    assert all(torch.equal(v, own[k]) for k, v in model.backbone.state_dict().items())
+    line = next(r.getMessage() for r in caplog.records if "--pretrained" in r.getMessage())
+    assert "dropped 2 (module.fc.bias, module.fc.weight)" in line and "newly initialised 0" in line
+
+
+def test_a_safetensors_file_and_a_hugging_face_cache_dir_load(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(2)
+    ref = build_model("convnext_atto", 3, "none")
+    snap = tmp_path / "models--timm--convnext_atto.d2_in1k" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    save_file({k[len("backbone."):]: v.contiguous() for k, v in ref.state_dict().items()
+               if k.startswith("backbone.")}, snap / "model.safetensors")
+    for path in (snap / "model.safetensors", tmp_path / "models--timm--convnext_atto.d2_in1k"):
+        got = build_model("convnext_atto", 3, str(path))
+        assert all(torch.equal(v, ref.backbone.state_dict()[k]) for k, v in got.backbone.state_dict().items())
+
+
+def test_weights_of_another_architecture_are_refused_in_one_line_saying_how_many_matched(tmp_path):
+    path = save_backbone(build_model("resnet18", 3), tmp_path / "r18.pth")
+    with pytest.raises(WeightsUnavailable, match=r"only \d+ of the \d+ tensors of a convnext_atto backbone"):
+        build_model("convnext_atto", 3, path)
+
+
+def test_torchxrayvision_densenet_loads_grey_and_its_scaling_is_detected(tmp_path, monkeypatch):
+    xrv = pytest.importorskip("torchxrayvision")
+    torch.manual_seed(3)
+    net = xrv.models.DenseNet(weights=None)
+    # what loading its weights adds: the operating points that tell a torchxrayvision file apart
+    net.op_threshs = torch.tensor(xrv.models.model_urls["densenet121-res224-chex"]["op_threshs"])
+    torch.save(net.state_dict(), tmp_path / "xrv.pt")
+    model = build_model("densenet121", 5, str(tmp_path / "xrv.pt"), channels=1)
+    own = net.state_dict()
+    assert all(torch.equal(v, own[k]) for k, v in model.backbone.state_dict().items())
+    cfg = FitConfig(model="densenet121", pretrained=str(tmp_path / "xrv.pt"), channels=1)
+    spec = run_input(cfg, STAGES["train"])
+    assert spec["scaling"] == "xrv" and spec["mean"] == [0.5] and spec["std"] == [1 / 2048]
+    grey = np.array([0, 1, 128, 254, 255], dtype=np.uint8)
+    scaled = normalise(torch.from_numpy(grey).reshape(1, 1, 1, 5),
+                       *scale_shift(1, "cpu", (spec["mean"], spec["std"])), channels_last=False)
+    np.testing.assert_allclose(scaled.flatten().numpy(), xrv.datasets.normalize(grey.astype(float), 255),
+                               atol=1e-3)  # float32 rounding of 2048 / 255
+    with torch.no_grad():  # the same features as torchxrayvision's own network on its own input
+        net.eval(), model.eval()
+        img = torch.rand(1, 1, 64, 64) * 2048 - 1024
+        feats = torch.nn.functional.adaptive_avg_pool2d(torch.relu(net.features(img)), 1).flatten(1)
+        torch.testing.assert_close(model.backbone(img), feats)
+
+
+def test_torchxrayvision_resnet50_at_512_loads_grey_from_its_model_prefix(tmp_path, monkeypatch):
+    xrv = pytest.importorskip("torchxrayvision")
+    tv = torchvision.models.resnet50(num_classes=18)
+    tv.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    torch.save(tv.state_dict(), tmp_path / "download.pth")  # what its download holds: a plain state dict
+    monkeypatch.setattr(xrv.models, "get_weights", lambda weights, cache_dir=None: str(tmp_path / "download.pth"))
+    net = xrv.models.ResNet(weights="resnet50-res512-all")
+    torch.save(net.state_dict(), tmp_path / "xrv-r50.pt")
+    model = build_model("resnet50", 5, str(tmp_path / "xrv-r50.pt"), channels=1)
+    own = net.state_dict()
+    assert all(torch.equal(v, own["model." + k]) for k, v in model.backbone.state_dict().items())
+
+
+def test_a_pretrained_source_naming_the_evaluated_dataset_warns_of_leakage(shards_dir, tmp_path, caplog):
+    assert leakage("torchxrayvision densenet121-res224-chex", "nih-cxr-lt") is None
+    assert "test-set leakage" in leakage("torchxrayvision densenet121-res224-nih", "nih-cxr-lt")
+    assert "leakage" in leakage("densenet121-res224-all", "mimic-cxr-lt")
+    with caplog.at_level(logging.WARNING, logger="train"):
+        fit(tiny_fit(shards_dir, tmp_path / "run", epochs=1, pretrained_source="torchxrayvision nih"))
+    assert any("test-set leakage" in r.getMessage() for r in caplog.records)
+    assert "leakage" in json.loads((tmp_path / "run" / "summary.json").read_text())["pretrained_leakage"]
+    from eval.report import report
+    assert "test-set leakage" in (report(tmp_path / "run", n_boot=10) / "report.md").read_text()
+
+
+def test_torchxrayvision_scaling_runs_end_to_end_train_val_predict_export(shards_dir, raw_dir, tmp_path):
+    run = tmp_path / "xrv"
+    fit(tiny_fit(shards_dir, run, epochs=1, channels=1, input_scaling="xrv"))
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["input"]["scaling"] == "xrv" and meta["input"]["std"] == [1 / 2048]
+    tm = load_model(run)
+    assert tm.preprocess.mean_std == ((0.5,), (1 / 2048,)) and tm.metadata()["std"] == [1 / 2048]
+    assert tm.preprocess(np.full((64, 64), 255, np.uint8)).max() == pytest.approx(1024, abs=0.01)
+    saved = read_predictions(run / "predictions" / "test.parquet")  # evaluated through the loader's scaling
+    where = {p.stem: p for p in raw_dir.rglob("*.png")}
+    logits, _, _ = predict_logits(tm, [where[k] for k in saved.keys], workers=0)
+    np.testing.assert_allclose(logits, saved.logits, atol=1e-3)

@@ -23,6 +23,7 @@ from ..device import configure_kernels, describe, resolve_device
 from ..methods.registry import Method, check_task, get_method
 from ..rundir.files import git_commit, log_to_file, versions, write_json
 from ..rundir.resume import add_to_summary, check_resume, note_unfinished_stage1, open_run_dir, remove_unused
+from ..weights import leakage
 from .distributed import World, barrier, init
 from .loaders import loader_kind, make_loader
 from .stages import STAGES
@@ -72,6 +73,8 @@ def _fit(cfg: FitConfig, method: Method, task: Task, stop, world: World) -> str:
         configure_kernels(cfg.deterministic)
         ctx = RunContext.build(cfg, method, task, ss, device, world)
         meta = run_meta(ctx)
+        if meta["pretrained_leakage"]:
+            log.warning("%s", meta["pretrained_leakage"])
         if world.main:
             write_json(ctx.run / "config.json", meta)
         torch.manual_seed(cfg.seed)
@@ -102,4 +105,5 @@ def run_meta(ctx: RunContext) -> dict:
             "world_size": ctx.world.size, "loader": loader_kind(ctx.cfg),
             "shards_image": ss.manifest["image"],  # how the shards were packed: predict repeats it without them
             "input": ctx.input,  # the model's input scaling: loaders, predict and export use it
+            "pretrained_leakage": leakage(ctx.cfg.pretrained_source, ss.manifest["dataset"]),
             **describe(ctx.device)}

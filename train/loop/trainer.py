@@ -276,7 +276,7 @@ class Trainer:
                 return "interrupted"
         sel, name = self.task.select, self.task.select_name
         extra = {"best_epoch": s.best_epoch, f"best_val_{sel}": s.best, "epochs_run": s.epoch,
-                 "skipped_steps": s.skipped}
+                 "skipped_steps": s.skipped, "pretrained_leakage": self.meta.get("pretrained_leakage")}
         if self.world.main:
             summary = write_results(self.ctx, self.meta, preds, extra)
             log.info("done: best epoch %d of %d (val %s %.4f); test %s %.4f; %s", s.best_epoch, s.epoch, name, s.best,
