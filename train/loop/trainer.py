@@ -23,6 +23,7 @@ from ..rundir.files import write_json, write_metrics
 from ..rundir.results import write_results
 from .distributed import any_true, barrier, gather
 from .inference import infer
+from .schedule import lr_factor
 from .state import TrainState
 from .step import NonFiniteLoss, NonFiniteWatch, build_step, train_step
 
@@ -80,7 +81,7 @@ class Trainer:
         self.mix_rng = np.random.default_rng([self.cfg.seed, 7])
         self.parts = build_step(ctx, trained=self.net, loss_fn=self.loss_fn, mixing=get_mixing(self.method.mixing),
                                 rng=self.mix_rng, to_input=loader.to_input)
-        self.optimizer, self.scaler = self.parts.optimizer, self.parts.scaler
+        self.optimizer, self.scaler, self.ema = self.parts.optimizer, self.parts.scaler, self.parts.ema
         self.watch = NonFiniteWatch(self.device, self._non_finite)
         self.state = TrainState.start(self.device)
 
@@ -106,6 +107,7 @@ class Trainer:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_states(), "mix_rng": self.mix_rng.bit_generator.state,
                 "state": self.state.to_checkpoint(), "config": self.cfg.to_dict(),
+                **({"ema": self.ema.state_dict()} if self.ema else {}),
                 "index_sha256": self.meta["index_sha256"], "class_counts": self.meta["train_counts"],
                 "method": self.method.name})
         self._last_save = time.monotonic()
@@ -114,6 +116,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema:
+            self.ema.load_state_dict(ckpt["ema"])
         restore_rng(ckpt["rng"])
         self.mix_rng.bit_generator.state = ckpt["mix_rng"]
         self.state = TrainState.from_checkpoint(ckpt["state"], self.device)
@@ -159,6 +163,7 @@ class Trainer:
         progress = Progress(todo, f"epoch {epoch + 1}/{self.cfg.epochs}", every_s=30)
         start = time.monotonic()
         for batch in self.loader.train(epoch, s.step):
+            self._set_lr(epoch * steps + s.step, steps)
             train_step(self.parts, batch, s.totals, self.watch, (epoch, s.step, batch["rows"]))
             s.step += 1
             progress.update(len(batch["rows"]))
@@ -175,17 +180,29 @@ class Trainer:
         self._end_epoch(epoch)
         return True
 
-    def _schedule(self, epoch: int) -> None:
-        """The epoch's learning rate, class weights (DRW) and train/eval modes."""
-        lr_scale = self.drw.lr_scale_at(epoch) if self.drw else 1.0
+    def _set_lr(self, step: int, steps_per_epoch: int) -> None:
+        """The step's learning rate: --lr x the schedule's factor x DRW's x the group's (the head's): host
+        arithmetic on Python floats, no device read."""
+        factor = lr_factor(self.cfg.schedule, step, steps_per_epoch, self.cfg.epochs, self.cfg.warmup_epochs)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * lr_scale
+            group["lr"] = self.cfg.lr * self._lr_scale * factor * group.get("lr_factor", 1.0)
+
+    def _schedule(self, epoch: int) -> None:
+        """The epoch's DRW factor, class weights (DRW), frozen backbone and train/eval modes."""
+        self._lr_scale = self.drw.lr_scale_at(epoch) if self.drw else 1.0
         if self.drw:
             self.loss_fn.set_weights(self.drw.weights_at(epoch))
             if epoch == self.drw.start_epoch:
                 log.info("epoch %d: DRW switches on: %s class weights, lr x%g", epoch + 1, self.method.weighting,
                          self.drw.lr_factor)
         self.ctx.stage.set_mode(self.model, self.cfg, epoch)
+        if self.cfg.freeze_backbone_epochs and not self.ctx.stage.frozen_backbone:
+            frozen = epoch < self.cfg.freeze_backbone_epochs
+            self.model.backbone.requires_grad_(not frozen)
+            if frozen:
+                self.model.backbone.eval()  # its BatchNorm statistics stay too
+            if epoch == self.cfg.freeze_backbone_epochs:
+                log.info("epoch %d: the backbone trains from now on (--freeze-backbone-epochs)", epoch + 1)
 
     def _non_finite(self, where, loss: torch.Tensor):
         epoch, step, rows = where
@@ -196,9 +213,9 @@ class Trainer:
         raise NonFiniteLoss(f"loss became {value} in epoch {epoch + 1} at step {step}; the batch's keys are in "
                             f"{self.run / 'nonfinite_batch.json'}. Lower --lr, or try --precision bf16 / fp32")
 
-    def predict(self, view: str):
+    def predict(self, view: str, net=None):
         """(rows, labels, logits as float64) of every image of a split in index order, from all ranks."""
-        rows, labels, logits = infer(self.net, self.loader, view, self.ctx.amp)
+        rows, labels, logits = infer(net or self.net, self.loader, view, self.ctx.amp)
         return rows, labels, logits.numpy().astype(np.float64)
 
     def _end_epoch(self, epoch: int) -> None:
@@ -210,7 +227,7 @@ class Trainer:
                         mine["seconds"]))
         t_logits, t_labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         n, seconds = sum(p[3] for p in parts), max(p[4] for p in parts)
-        _, v_labels, v_logits = self.predict("val")
+        _, v_labels, v_logits = self.predict("val", self.ema.module if self.ema else None)
         task = self.task
         row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
                "train_loss": sum(p[2] for p in parts) / max(n, 1),
@@ -240,10 +257,19 @@ class Trainer:
                      was)
             s.best, s.best_epoch, s.since_best = row[key], row["epoch"], 0
             if self.world.main:
-                save_checkpoint(self.run / "best.pt", {"model": self.model.state_dict(), "epoch": row["epoch"],
+                save_checkpoint(self.run / "best.pt", {"model": self._validated_state(), "epoch": row["epoch"],
                                                        key: row[key], "config": self.cfg.to_dict()})
         else:
             s.since_best += 1
+
+    def _validated_state(self) -> dict:
+        """The weights validation used: the model's, or with --ema-decay the average (of the whole model, or of
+        the head that cRT on features trains, the backbone being the model's)."""
+        if not self.ema:
+            return self.model.state_dict()
+        if self.net is self.model:
+            return self.ema.state_dict()
+        return {**self.model.state_dict(), **{f"head.{k}": v for k, v in self.ema.state_dict().items()}}
 
     def _tensorboard(self, row: dict) -> None:
         """TensorBoard events in RUN/tensorboard when the package is installed and --tensorboard is on."""
