@@ -19,11 +19,12 @@ from .weights import WeightsUnavailable, load_backbone, match_state
 
 
 class Classifier(nn.Module):
-    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, head: str = "linear"):
+    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, head: str = "linear",
+                 head_scale: float | None = None):
         super().__init__()
         self.backbone = backbone
         self.num_features = num_features
-        self.head = make_head(head, num_features, num_classes)
+        self.head = make_head(head, num_features, num_classes, head_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
@@ -114,7 +115,7 @@ def _timm_backbone(name: str, pretrained: str, channels: int, drop_path: float) 
 
 
 def build_model(name: str, num_classes: int, pretrained: str = "none", head: str = "linear",
-                channels: int = 3, drop_path: float = 0.0) -> Classifier:
+                channels: int = 3, drop_path: float = 0.0, head_scale: float | None = None) -> Classifier:
     """Our names build as they always have (torchvision's constructors, our tiny CNN); any other timm name
     through timm with no classifier (``num_classes=0``) and ``in_chans=channels``. ``pretrained``: none,
     imagenet (torchvision's or timm's hub weights) or a local file / Hugging Face cache dir
@@ -123,7 +124,7 @@ def build_model(name: str, num_classes: int, pretrained: str = "none", head: str
         if pretrained not in ("none", ""):
             raise WeightsUnavailable("the tiny model has no pretrained weights; use --pretrained none")
         tiny = TinyCNN(channels=channels)
-        return Classifier(tiny, tiny.out_features, num_classes, head)
+        return Classifier(tiny, tiny.out_features, num_classes, head, head_scale)
     check_model_name(name)
     if timm_name(name) is not None:
         net = _timm_backbone(name, pretrained, channels, drop_path)
@@ -142,7 +143,7 @@ def build_model(name: str, num_classes: int, pretrained: str = "none", head: str
             net.load_state_dict(_fitted(net, _imagenet_state(name, weights)), strict=False)
     if pretrained not in ("none", "", "imagenet"):
         load_backbone(net, pretrained, name)
-    return Classifier(net, num_features, num_classes, head)
+    return Classifier(net, num_features, num_classes, head, head_scale)
 
 
 def _fitted(net: nn.Module, state: dict) -> dict:

@@ -20,7 +20,7 @@ from shards.reader import open_shards, shards_manifest
 from ..config import FitConfig
 from ..context import RunContext
 from ..device import configure_kernels, describe, resolve_device
-from ..methods.registry import Method, check_task, get_method
+from ..methods.registry import Method, check_task, get_method, method_params
 from ..rundir.files import git_commit, log_to_file, versions, write_json
 from ..rundir.resume import add_to_summary, check_resume, note_unfinished_stage1, open_run_dir, remove_unused
 from ..weights import leakage
@@ -43,6 +43,7 @@ def fit(cfg: FitConfig, stop=None) -> str:
     method = get_method(cfg.method)
     task = task_of(shards_manifest(cfg.shards))  # only the manifest: refused before a run dir is made
     check_task(method, task.name, cfg.shards)
+    method_params(method, cfg.loss_param)  # a name the loss does not take: refused before a run dir exists
     note = note_unfinished_stage1(cfg, method) if STAGES[method.stage].from_stage1 else None
     made = not run.exists()
     aside = open_run_dir(run, cfg.resume) if world.main else None

@@ -17,6 +17,7 @@ from ..context import RunContext
 from ..methods.heads import loss_options
 from ..methods.losses import make_loss
 from ..methods.mixing import get_mixing
+from ..methods.registry import method_params
 from ..methods.weighting import DeferredReweighting, class_weights
 from ..rundir.checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
 from ..rundir.files import write_json, write_metrics
@@ -72,11 +73,13 @@ class Trainer:
         self.net = model if net is None else net
         self.method, self.ss, self.device, self.task = ctx.method, ctx.ss, ctx.device, ctx.task
         self.world, self.run = ctx.world, ctx.run
-        weights = None if self.method.weighting == "none" else class_weights(self.method.weighting, ctx.counts)
+        loss_params, weight_params = method_params(self.method, self.cfg.loss_param)
+        weights = None if self.method.weighting == "none" else class_weights(self.method.weighting, ctx.counts,
+                                                                             **weight_params)
         self.drw = DeferredReweighting(weights, self.cfg.drw_epoch, self.cfg.drw_lr_factor) if self.method.drw \
             else None
         self.loss_fn = make_loss(self.method.loss, ctx.counts, weights, num_images=ctx.num_images,
-                                 **self.method.loss_params, **loss_options(self.method.loss, model.head))
+                                 **loss_params, **loss_options(self.method.loss, model.head))
         self.loss_fn.to(self.device)
         self.mix_rng = np.random.default_rng([self.cfg.seed, 7])
         self.parts = build_step(ctx, trained=self.net, loss_fn=self.loss_fn, mixing=get_mixing(self.method.mixing),

@@ -19,7 +19,7 @@ from shards.errors import UsageError
 from shards.manifest import read_manifest
 
 from ..loop.stages import STAGES, stage1_architecture
-from ..methods.registry import get_method
+from ..methods.registry import get_method, head_scale
 from ..models import build_model
 from ..rundir.checkpoint import load_checkpoint
 from .preprocess import Preprocess
@@ -74,7 +74,9 @@ def architecture(meta: dict) -> dict:
     method = get_method(cfg["method"])
     stage = STAGES[method.stage]
     model = stage1_architecture(cfg) if stage.from_stage1 else cfg["model"]
+    scale = head_scale(method, cfg) if stage.saved_head(method, cfg) == "normed" else None
     return {"model": model, "head": stage.saved_head(method, cfg), "channels": cfg.get("channels", 3),
+            **({"head_scale": scale} if scale is not None else {}),
             "input_scaling": (meta.get("input") or {}).get("scaling", "imagenet")}
 
 
@@ -99,7 +101,8 @@ def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str 
     meta = read_run(run)
     cfg, arch = meta["config"], architecture(meta)
     image = shards_image(meta, shards)
-    model = build_model(arch["model"], len(meta["class_names"]), "none", arch["head"], arch["channels"])
+    model = build_model(arch["model"], len(meta["class_names"]), "none", arch["head"], arch["channels"],
+                        head_scale=arch.get("head_scale"))
     ckpt = load_checkpoint(run / "best.pt")
     try:
         model.load_state_dict(ckpt["model"])
