@@ -123,6 +123,8 @@ def build_model(name: str, num_classes: int, pretrained: str = "none", head: str
     if name == "tiny":
         if pretrained not in ("none", ""):
             raise WeightsUnavailable("the tiny model has no pretrained weights; use --pretrained none")
+        if drop_path:
+            raise UsageError(f"--drop-path {drop_path}: the tiny model has no stochastic depth; use --drop-path 0")
         tiny = TinyCNN(channels=channels)
         return Classifier(tiny, tiny.out_features, num_classes, head, head_scale)
     check_model_name(name)

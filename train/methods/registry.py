@@ -109,7 +109,7 @@ def method_params(method: Method, given: dict) -> tuple[dict, dict]:
     """(the loss's parameters, the class weighting's) of a run: the method's own, with --loss-param's over them;
     a name neither takes is a UsageError naming those they take."""
     loss_names, weight_names = get_loss(method.loss).params, scheme_params(method.weighting)
-    valid = (*loss_names, *(n for n in weight_names if n not in loss_names))
+    valid = param_names(method)
     unknown = [name for name in given if name not in valid]
     if unknown:
         takes = f"takes {', '.join(valid)}" if valid else "takes none"
@@ -117,6 +117,12 @@ def method_params(method: Method, given: dict) -> tuple[dict, dict]:
                          f"{', ' + method.weighting + ' weighting' if weight_names else ''}) {takes}")
     loss = {**method.loss_params, **{k: v for k, v in given.items() if k in loss_names}}
     return loss, {k: v for k, v in given.items() if k in weight_names and k not in loss_names}
+
+
+def param_names(method: Method) -> tuple[str, ...]:
+    """What --loss-param may set for ``method``: its loss's parameters, then its class weighting's."""
+    loss_names = get_loss(method.loss).params
+    return (*loss_names, *(n for n in scheme_params(method.weighting) if n not in loss_names))
 
 
 def head_scale(method: Method, cfg: dict) -> float | None:
