@@ -1,15 +1,18 @@
 """An estimate of a recipe's GPU memory (a T4 has 16 GB), measured on the CPU: parameters, gradients, optimizer
 state and EMA in fp32, plus the activations one forward saves for backward under 16-bit autocast (one image,
-times the batch). An estimate: it leaves out cuDNN workspaces, the allocator's fragmentation and the CUDA
+times the batch; on the CPU autocast is bf16 and keeps BatchNorm / LayerNorm outputs in fp32, so this leans
+high). An estimate: it leaves out cuDNN workspaces, the allocator's fragmentation and the CUDA
 context (about 0.5-1 GB); a GPU run (scripts/gpu-check.sh) measures the real peak.
 
   python scripts/memory_estimate.py [MODEL:PX:BATCH ...]
 """
 import sys
+from pathlib import Path
 
 import torch
 
-from train.models import build_model
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's train/, not an installed one
+from train.models import build_model  # noqa: E402
 
 RECIPES = ["resnet50:256:256", "convnext_tiny.fb_in22k_ft_in1k:256:64", "convnext_tiny.fb_in22k_ft_in1k:512:64",
            "convnext_small.fb_in22k_ft_in1k:256:32", "convnext_small.fb_in22k_ft_in1k:512:32"]

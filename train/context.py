@@ -57,8 +57,9 @@ class RunContext:
 def run_input(cfg: FitConfig, stage: Stage) -> dict:
     """The run's input spec: a stage-1 run's when this run keeps its backbone, else the backbone's with
     torchxrayvision's scaling when asked or when the --pretrained file is torchxrayvision's (its op_threshs)."""
-    if stage.from_stage1:
-        meta = read_json(Path(cfg.init_from) / "config.json")
+    stage1 = Path(cfg.init_from) / "config.json"
+    if stage.from_stage1 and stage1.is_file():  # (a missing one: the stage's build names the fix)
+        meta = read_json(stage1)
         return meta.get("input") or input_spec(meta["config"]["model"], meta["config"].get("channels", 3))
     scaling = cfg.input_scaling
     if scaling == "auto" and cfg.pretrained not in ("none", "", "imagenet") and "op_threshs" in read_state(
