@@ -216,9 +216,12 @@ class Trainer:
         raise NonFiniteLoss(f"loss became {value} in epoch {epoch + 1} at step {step}; the batch's keys are in "
                             f"{self.run / 'nonfinite_batch.json'}. Lower --lr, or try --precision bf16 / fp32")
 
-    def predict(self, view: str, net=None):
+    def predict(self, view: str):
         """(rows, labels, logits as float64) of every image of a split in index order, from all ranks."""
-        rows, labels, logits = infer(net or self.net, self.loader, view, self.ctx.amp)
+        return self._predict_with(self.net, view)
+
+    def _predict_with(self, net, view: str):
+        rows, labels, logits = infer(net, self.loader, view, self.ctx.amp)
         return rows, labels, logits.numpy().astype(np.float64)
 
     def _end_epoch(self, epoch: int) -> None:
@@ -230,7 +233,7 @@ class Trainer:
                         mine["seconds"]))
         t_logits, t_labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         n, seconds = sum(p[3] for p in parts), max(p[4] for p in parts)
-        _, v_labels, v_logits = self.predict("val", self.ema.module if self.ema else None)
+        _, v_labels, v_logits = self._predict_with(self.ema.module, "val") if self.ema else self.predict("val")
         task = self.task
         row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
                "train_loss": sum(p[2] for p in parts) / max(n, 1),
