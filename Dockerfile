@@ -11,6 +11,7 @@ WORKDIR /opt/cxr-lt
 # torch first (the largest layer, cached across code changes), pinned like scripts/setup.sh
 RUN pip install "torch==2.14.1" "torchvision==0.29.1"
 COPY pyproject.toml README.md ./
+COPY cxr_lt cxr_lt
 COPY ingest ingest
 COPY shards shards
 COPY train train

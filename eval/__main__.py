@@ -11,9 +11,9 @@ from .report import report
 from .table import find_runs, table_files, write_table
 
 
-def parse(argv):
+def parse(argv, prog: str = "python -m eval"):
     defaults = argparse.ArgumentDefaultsHelpFormatter
-    p = argparse.ArgumentParser(prog="python -m eval", description=__doc__)
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("report", help="a run's numbers with 95%% intervals, tables and figures, in RUN/report/ "
                        "(--by-patient: RUN/report-by-patient/)",
@@ -34,9 +34,9 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m eval") -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    a = parse(argv)
+    a = parse(argv, prog)
     try:
         if a.cmd == "report":
             out = report(a.run, a.resamples, a.seed, a.by_patient)

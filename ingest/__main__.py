@@ -69,8 +69,8 @@ def _images_and_labels(p, dataset_help: str) -> None:
     p.add_argument("--size", type=int_at_least(1), default=256, help="side of the square stored images, px")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
+def parser(prog: str = "python -m ingest") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = _sub(sub, "synth", "write a synthetic dataset in the exact NIH layout (single-label files and the "
              "multi-label release's miccai2023_* files over the same images)")
@@ -156,9 +156,9 @@ def run(a) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m ingest") -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    a = parser().parse_args(argv)
+    a = parser(prog).parse_args(argv)
     try:
         return run(a)
     except UsageError as e:

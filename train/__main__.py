@@ -21,8 +21,8 @@ EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: checkpointed, rerun the same command to re
 REQUIRED = {"fit": ("shards", "out"), "suite": ("shards",), "bench": ("shards",)}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+def parser(prog: str = "python -m train") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     defaults = argparse.ArgumentDefaultsHelpFormatter
     f = sub.add_parser("fit", help="train one method into a run dir (resumes by default)", formatter_class=defaults)
@@ -53,12 +53,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv):
-    return parser().parse_args(argv)
+def parse(argv, prog: str = "python -m train"):
+    return parser(prog).parse_args(argv)
 
 
-def main(argv=None) -> int:
-    a = parse(argv)
+def main(argv=None, prog: str = "python -m train") -> int:
+    a = parse(argv, prog)
     world = None
     try:
         cfg = from_args(a) if a.cmd not in ("methods", *use.COMMANDS) else FitConfig()
