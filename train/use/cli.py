@@ -38,10 +38,13 @@ def add_parsers(sub) -> None:
                    help="auto: the run's precision on CUDA, fp32 on the CPU")
     p.add_argument("--shards", default=None, help="the run's shards dir, if not where its config.json says (its "
                    "manifest.json tells how the training images were packed)")
-    e = sub.add_parser("export", formatter_class=fmt, help="the run's model as TorchScript, ONNX or safetensors, "
-                       "with a metadata JSON beside it")
+    e = sub.add_parser("export", formatter_class=fmt, help="the run's model as a torch.export .pt2, TorchScript, "
+                       "ONNX or safetensors, with its metadata, preprocess.py and a model card beside it")
     e.add_argument("run", help="a finished run dir")
-    e.add_argument("--format", required=True, choices=tuple(FORMATS))
+    e.add_argument("--format", default="export", choices=tuple(FORMATS),
+                   help="export: torch.export's .pt2 (recommended; torch.export.load); torchscript: deprecated "
+                   "upstream, kept while torch supports it; onnx: for ONNX Runtime and others (needs "
+                   "cxr-lt[onnx]); safetensors: the weights only, with the metadata to rebuild the model")
     e.add_argument("--out", default=None, help="default: RUN/export/" + " | ".join(FORMATS.values()))
     e.add_argument("--shards", default=None, help="as for predict")
 
@@ -51,8 +54,8 @@ def run(a, say=print) -> int:
     out = Path(a.out or Path(a.run) / "export" / FORMATS[a.format]) if a.cmd == "export" else Path(a.out)
     refuse_run_file(out, [a.run])
     if a.cmd == "export":
-        meta = export(load_model(a.run, "cpu", a.shards), a.format, out)
-        say(f"{out}: {a.format} model; metadata in {meta}")
+        meta = export(load_model(a.run, "cpu", a.shards), a.format, out, Path(a.run))
+        say(f"{out}: {a.format} model; metadata in {meta}; preprocess.py and the model card README.md beside it")
         return 0
     device = resolve_device(a.device)
     tm = load_model(a.run, device, a.shards)

@@ -50,8 +50,9 @@ class TrainedModel:
         scores = "a sigmoid per class" if self.task == "multi-label" else "softmax"
         return {"class_names": self.class_names, "groups": self.groups, "method": self.method, "task": self.task,
                 "tau": self.tau, "architecture": self.architecture, "image_size": p.image_size, "channels": p.channels,
-                "mean": list(mean), "std": list(std), "input": "float (N, channels, image_size, image_size), "
-                f"grey in [0, 255] normalised as (x / 255 - mean) / std; output: logits ({scores}: probabilities)",
+                "mean": list(mean), "std": list(std), "input": "float32 (N, channels, image_size, image_size): the "
+                f"steps of preprocessing (preprocess.py does them); output: logits ({scores}: probabilities)",
+                "preprocessing": p.recipe(),
                 "shards_image": {"size": p.shard_size, "format": p.shard_format, "quality": p.shard_quality,
                                  **({"window16": p.window16} if p.window16 != "sbit" else {})},
                 "thresholds": self.thresholds,

@@ -53,6 +53,25 @@ class Preprocess:
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return normalisation(self.channels)
 
+    def recipe(self) -> dict:
+        """The steps as data (and in words): an export's metadata and its preprocess.py (``train.use.portable``)."""
+        mean, std = self.mean_std
+        deep = ("16-bit by its 0.5th-99.5th percentiles mapped to 0-255" if self.window16 == "percentile"
+                else "16-bit scaled by its significant bits")
+        steps = [f"grey: 8-bit as is, {deep}, colour by ITU-R 601 luma (shards/images.py load_grey)",
+                 f"area resize to {self.shard_size} x {self.shard_size} (Pillow's box filter), as the shards were "
+                 f"packed"]
+        if self.shard_format == "jpeg":
+            steps.append(f"JPEG encode at quality {self.shard_quality} and decode (Pillow), as the shards hold it")
+        if self.image_size != self.shard_size:
+            steps.append(f"resize to {self.image_size} x {self.image_size}, bilinear with antialiasing, uint8 "
+                         f"(torchvision's resize, as the loader)")
+        steps.append(f"(x / 255 - mean) / std in float32, the grey value in each of {self.channels} channel(s)")
+        return {"shard_size": self.shard_size, "shard_format": self.shard_format,
+                "shard_quality": self.shard_quality, "window16": self.window16, "image_size": self.image_size,
+                "channels": self.channels,
+                "mean": list(mean), "std": list(std), "steps": steps}
+
     def pixels(self, image) -> torch.Tensor:
         img = resize_area(open_grey(image, self.window16, self.any_modality), self.shard_size)
         # the shards hold JPEG: its loss is part of what the model saw, so encode and decode as they were made
