@@ -11,10 +11,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from eval.runs import read_json
+from eval.tasks import TASKS
 from shards.errors import UsageError
 from shards.manifest import check_image_settings, read_manifest
 
@@ -29,9 +32,26 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Scores:
+    """A batch's outputs: ``probabilities`` and ``logits`` (N, classes), columns in ``class_names`` order."""
+    class_names: list[str]
+    probabilities: np.ndarray
+    logits: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        """The probabilities as a table, one column per class."""
+        return pd.DataFrame(self.probabilities, columns=self.class_names)
+
+    def top(self) -> list[str]:
+        """Each image's most probable class."""
+        return [self.class_names[k] for k in self.probabilities.argmax(1)]
+
+
+@dataclass(frozen=True)
 class TrainedModel:
     """``model`` (eval mode) takes ``preprocess(image)`` batches and returns logits; the task's scores (softmax;
-    a sigmoid per class for multi-label) give probabilities."""
+    a sigmoid per class for multi-label) give probabilities. ``tm(images)`` or ``tm.predict(images)`` does it all:
+    images (paths, PIL images or arrays) -> ``Scores``."""
     model: nn.Module
     preprocess: Preprocess
     class_names: list[str]
@@ -42,6 +62,18 @@ class TrainedModel:
     architecture: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)   # git commit, index hash, dataset, synthetic, precision
     thresholds: list[float] | None = None  # multi-label: each class's F1 threshold, tuned on val by the run
+
+    def predict(self, images, batch_size: int = 64, workers: int = 0) -> Scores:
+        """``images``: one image or a list (file paths, PIL images, uint8 / uint16 arrays), preprocessed as
+        ``train predict`` does, in batches of ``batch_size`` on the model's device."""
+        from .predict import predict_logits  # predict.py builds on this module
+
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        logits, _, _ = predict_logits(self, items, batch_size, workers)
+        return Scores(self.class_names, TASKS[self.task].scores(logits), logits)
+
+    def __call__(self, images, batch_size: int = 64) -> Scores:
+        return self.predict(images, batch_size)
 
     def metadata(self) -> dict:
         """What an exported model needs beside its weights (JSON-serialisable)."""

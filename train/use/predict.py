@@ -93,6 +93,11 @@ def _collate(items):
     return x, [i for _, i in good], [(i, why) for _, i, why in items if why is not None]
 
 
+def name(item, i: int) -> str:
+    """A path as it is; an image given in memory (PIL, array) by its position."""
+    return str(item) if isinstance(item, (str, Path)) else f"image {i} (in memory)"
+
+
 @torch.no_grad()
 def predict_logits(tm: TrainedModel, paths: list[Path], batch_size: int = 64, workers: int = 2,
                    skip_bad: bool = False, amp=None) -> tuple[np.ndarray, list[int], list[tuple[Path, str]]]:
@@ -105,7 +110,7 @@ def predict_logits(tm: TrainedModel, paths: list[Path], batch_size: int = 64, wo
     for x, positions, failed in loader:
         for i, why in failed:
             if not skip_bad:
-                raise UsageError(f"{paths[i]}: {why}. Replace or remove the file, or pass --skip-bad to leave it "
+                raise UsageError(f"{name(paths[i], i)}: {why}. Replace or remove the file, or pass --skip-bad to leave it "
                                  f"out (it is then listed in the log)")
             log.warning("skipped %s: %s", paths[i], why)
             bad.append((paths[i], why))
