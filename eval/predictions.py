@@ -1,8 +1,9 @@
 """Saved predictions: one parquet per split with key, patient_id, the label(s) and the logits.
 
-Single-label files hold ``label`` (int16, the class index); multi-label files hold ``labels`` (a fixed-size
+The schema's metadata holds ``class_names`` (JSON), the logits' columns. Single-label files hold ``label`` (int16, the class index); multi-label files hold ``labels`` (a fixed-size
 list of int8, the multi-hot row). Which one a file holds says its task.
 """
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +42,16 @@ def _fixed_size_list(values: np.ndarray, value_type) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), value_type), values.shape[1])
 
 
-def write_predictions(path: Path, keys, patients, labels, logits: np.ndarray) -> None:
-    """``labels``: class indices (N,) or multi-hot rows (N, C)."""
+def write_predictions(path: Path, keys, patients, labels, logits: np.ndarray, class_names=None) -> None:
+    """``labels``: class indices (N,) or multi-hot rows (N, C); ``class_names`` (the logits' columns) go in the
+    schema's metadata as JSON (``class_names``), for readers without the run's files."""
     logits, labels = np.asarray(logits, dtype=np.float32), np.asarray(labels)
     label_column = (("labels", _fixed_size_list(labels.astype(np.int8), pa.int8())) if labels.ndim == 2
                     else ("label", pa.array(labels, pa.int16())))
     table = pa.table({"key": pa.array(list(keys), pa.string()), "patient_id": pa.array(list(patients), pa.string()),
                       label_column[0]: label_column[1], "logits": _fixed_size_list(logits, pa.float32())})
+    if class_names is not None:
+        table = table.replace_schema_metadata({"class_names": json.dumps(list(class_names))})
     path = Path(path)
     make_dir(path.parent)
     with atomic_file(path) as f:

@@ -23,7 +23,8 @@ import pandas as pd
 
 from shards.atomic import make_dir, remove_stale_tmp, write_atomic
 from shards.lock import hold
-from shards.format import FORMAT_VERSION, IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, SPLITS, idx_name, shard_name
+from shards.format import (FORMAT_VERSION, IMAGE_EXT, INDEX_FILE, MANIFEST_FILE, SPLITS, idx_name, label_member,
+                           shard_name)
 from shards.images import MAX_PIXELS, PERCENTILES, BadImage, convert
 from shards.index import label_counts, write_index
 from shards.manifest import read_manifest
@@ -166,7 +167,7 @@ def _start_state(out: Path, state: dict, shards: list[str]) -> Path:
     return state_dir
 
 
-def _write_shards(todo: pd.DataFrame, out: Path, state_dir: Path, opts: BuildOptions) -> None:
+def _write_shards(todo: pd.DataFrame, out: Path, state_dir: Path, opts: BuildOptions, multi_label: bool) -> None:
     from shards.writer import ShardWriter
 
     ext = IMAGE_EXT[opts.format]
@@ -187,7 +188,8 @@ def _write_shards(todo: pd.DataFrame, out: Path, state_dir: Path, opts: BuildOpt
                                               f"(it is then listed in {REPORT_FILE})")
                         bad.append({"image_id": row.image_id, "path": str(row.source), "reason": reason})
                         continue
-                    placed = writer.add(row.key, {ext: data, LABEL_EXT: str(row.label).encode()})
+                    placed = writer.add(row.key, {ext: data, **dict([label_member(row.label, row.labels,
+                                                                                  multi_label)])})
                     members.append([row.key, *placed[ext], hashlib.sha256(data).hexdigest()])
                 info = writer.finish()
             except BaseException as e:
@@ -267,7 +269,7 @@ def _build(out: Path, plan: pd.DataFrame, state: dict, source: tuple, images: Pa
         todo = plan[~plan["shard"].isin({s for s in shards if _finished(out, state_dir, s)})]
         log.info("%d images in %d shards; %d shards to write", len(plan), len(shards), todo["shard"].nunique())
         _check_disk(out, len(todo), opts)
-        _write_shards(todo, out, state_dir, opts)
+        _write_shards(todo, out, state_dir, opts, not source[0].single_label)
         manifest = _finish(plan, shards, out, state_dir, source, opts, state,
                            synthetic=is_synthetic(images))
     except OSError as e:

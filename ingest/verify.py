@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from shards.errors import UsageError
-from shards.format import IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, group_of, idx_name
+from shards.format import IMAGE_EXT, INDEX_FILE, LABEL_EXT, MANIFEST_FILE, group_of, idx_name, label_member
 from shards.index import class_counts, label_counts, read_index
 from shards.manifest import read_manifest
 from shards.writer import file_sha256, idx_text, read_members
@@ -14,20 +14,21 @@ from shards.writer import file_sha256, idx_text, read_members
 from .adapters import ADAPTERS
 
 
-def _check_member(name: str, data: bytes, sample, row) -> list[str]:
+def _check_member(name: str, data: bytes, sample, row, want_label: bytes) -> list[str]:
     (img_name, off, size), (cls_name, cls_off, cls_size) = sample
     problems = []
     if (off, size) != (row.offset, row.size):
         problems.append(f"{name}: {img_name} at ({off}, {size}), index says ({row.offset}, {row.size})")
     if hashlib.sha256(data[off:off + size]).hexdigest() != row.sha256:
         problems.append(f"{name}: {img_name} sha256 differs from the index")
-    cls = data[cls_off:cls_off + cls_size].decode(errors="replace")
-    if cls != str(row.label):
-        problems.append(f"{name}: {cls_name} holds label {cls}, index.parquet says {row.label}")
+    cls = data[cls_off:cls_off + cls_size]
+    if cls != want_label:
+        problems.append(f"{name}: {cls_name} holds label {cls.decode(errors='replace')}, index.parquet says "
+                        f"{want_label.decode()}")
     return problems
 
 
-def _check_shard(root: Path, info: dict, rows, ext: str) -> list[str]:
+def _check_shard(root: Path, info: dict, rows, ext: str, multi_label: bool) -> list[str]:
     name, path = info["name"], root / info["name"]
     if not path.exists():
         return [f"{name}: missing"]
@@ -47,11 +48,15 @@ def _check_shard(root: Path, info: dict, rows, ext: str) -> list[str]:
         problems.append(f"{name}: {len(samples)} samples, manifest {info['samples']}, index {len(rows)}")
     data = path.read_bytes()
     for sample, row in zip(samples, rows.itertuples()):
-        want_names = [f"{row.key}.{ext}", f"{row.key}.{LABEL_EXT}"]
-        if [m[0] for m in sample] != want_names:
-            problems.append(f"{name}: members {[m[0] for m in sample]}, index expects {want_names}")
+        label_ext, label = label_member(row.label, row.labels, multi_label)
+        names = [m[0] for m in sample]
+        if multi_label and names == [f"{row.key}.{ext}", f"{row.key}.{LABEL_EXT}"]:
+            label_ext, label = LABEL_EXT, b"-1"  # built before multi-label shards stored their labels
+        want_names = [f"{row.key}.{ext}", f"{row.key}.{label_ext}"]
+        if names != want_names:
+            problems.append(f"{name}: members {names}, index expects {want_names}")
             continue
-        problems += _check_member(name, data, sample, row)
+        problems += _check_member(name, data, sample, row, label)
     idx = path.with_name(idx_name(name))
     want_idx = idx_text([[(m[0].split(".", 1)[1], m[1], m[2], m[0]) for m in s] for s in samples])
     if not idx.exists():
@@ -156,6 +161,7 @@ def verify(root: Path) -> list[str]:
     if strays:
         problems.append(f"{INDEX_FILE}: rows point to shards the manifest does not list: {strays}")
     for info in manifest["shards"]:
-        problems += _check_shard(root, info, index[index["shard"] == info["name"]], ext)
+        problems += _check_shard(root, info, index[index["shard"] == info["name"]], ext,
+                                 bool(manifest.get("multi_label")))
     return problems + _check_rows(index, manifest) + _check_counts(index, manifest) + \
         _check_classes(index, meta, manifest)

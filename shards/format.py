@@ -10,6 +10,7 @@ INDEX_FILE = "index.parquet"
 MANIFEST_FILE = "manifest.json"
 IMAGE_EXT = {"jpeg": "jpg", "png": "png"}
 LABEL_EXT = "cls"
+MULTI_LABEL_EXT = "labels"  # multi-label shards: the multi-hot row where a single-label sample has its .cls
 TAR_BLOCK = 512
 
 # DALI's webdataset reader takes everything after the first dot of a member
@@ -21,6 +22,14 @@ _KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 HEAD_ABOVE = 1000
 TAIL_BELOW = 100
 GROUPS = ("head", "medium", "tail")
+
+
+def label_member(label: int, labels, multi_label: bool) -> tuple[str, bytes]:
+    """A sample's label member: ``cls``, the class index as text; multi-label, ``labels``, the multi-hot row as
+    "0,1,0,..." in class order (under 512 bytes up to 256 classes, so the image offsets are those of a ``cls``)."""
+    if multi_label:
+        return MULTI_LABEL_EXT, ",".join(str(int(v)) for v in labels).encode()
+    return LABEL_EXT, str(label).encode()
 
 
 def key_for(image_id: str) -> str:

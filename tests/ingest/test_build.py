@@ -276,3 +276,18 @@ def test_a_source_above_the_pixel_limit_stops_the_build_naming_the_file(raw_dir,
     with pytest.raises(IngestError, match=r"images_\d+/images/\S+\.png: 64 x 64 = 0.0 megapixels, above the limit "
                                           r"of 0.0001 megapixels \(build-shards: raise it with --max-pixels"):
         build_shards(raw_dir, raw_dir / "labels", tmp_path / "out", tiny_options(max_pixels=100))
+
+
+def test_multi_label_tars_hold_the_multi_hot_labels_a_plain_webdataset_reader_reads(ml_shards_dir):
+    import webdataset as wds
+
+    index, meta = read_index(ml_shards_dir / "index.parquet")
+    want = {k: np.asarray(ls, np.int64) for k, ls in zip(index["key"], index["labels"])}
+    seen = 0
+    for shard in sorted(set(index["shard"])):
+        for sample in wds.WebDataset(str(ml_shards_dir / shard), shardshuffle=False):
+            got = np.array(sample["labels"].decode().split(","), np.int64)
+            np.testing.assert_array_equal(got, want[sample["__key__"]])
+            assert "cls" not in sample and len(got) == len(meta["class_names"])
+            seen += 1
+    assert seen == len(index) and sum(v.sum() > 1 for v in want.values()) > 0  # some images have several findings

@@ -122,3 +122,25 @@ def test_a_corrupt_manifest_is_one_line_naming_it(shards_copy, capsys):
     assert main(["stats", str(shards_copy)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {shards_copy}/manifest.json: not readable JSON") and err.count("\n") == 1
+
+
+def test_a_multi_label_tars_labels_member_is_checked_against_the_index(ml_shards_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "ml"
+    shutil.copytree(ml_shards_dir, root)
+    assert verify(root) == []
+    row = {}
+
+    def flip(df):
+        i = int(np.flatnonzero(df["split"] == "train")[0])
+        old = np.asarray(df.at[i, "labels"], np.int8)
+        new = old.copy()
+        new[0] = 1 - new[0]
+        row.update(key=df.at[i, "key"], old=",".join(map(str, old)), new=",".join(map(str, new)))
+        df["labels"] = [new if k == i else ls for k, ls in enumerate(df["labels"])]
+        return df
+
+    rewrite_index(root, flip)
+    assert any(f"{row['key']}.labels holds label {row['old']}, index.parquet says {row['new']}" in p
+               for p in verify(root))

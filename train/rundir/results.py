@@ -22,11 +22,11 @@ def write_results(ctx, meta: dict, preds: dict, extra: dict) -> dict:
         rows, labels, logits = preds[view]
         view_rows = ss.view(view).iloc[rows]
         keys, patients = view_rows["key"].to_numpy(), view_rows["patient_id"].to_numpy()
-        write_predictions(run / "predictions" / f"{view}.parquet", keys, patients, labels, logits)
+        write_predictions(run / "predictions" / f"{view}.parquet", keys, patients, labels, logits, ss.class_names)
         if view == "test" and not multi:
             bt = view_rows["balanced_test"].to_numpy()
             write_predictions(run / "predictions" / "balanced-test.parquet", keys[bt], patients[bt],
-                              labels[bt], logits[bt])
+                              labels[bt], logits[bt], ss.class_names)
             out["bt"] = (labels[bt], logits[bt])
         out[view] = (labels, logits)
     if multi:

@@ -23,8 +23,8 @@ def add_parsers(sub) -> None:
     p.add_argument("run", help="a finished run dir")
     p.add_argument("--images", required=True, help="a folder (searched recursively), an image, or a CSV with a "
                    "'path' column (relative to the CSV's folder)")
-    p.add_argument("--out", default="predictions.csv", help="CSV: path, one probability per class, then predicted "
-                   "and probability (single-label) or findings (multi-label)")
+    p.add_argument("--out", default="predictions.csv", help="CSV: path, one probability per class, one logit per "
+                   "class (logit:CLASS), then predicted and probability (single-label) or findings (multi-label)")
     p.add_argument("--threshold", default=None, help="multi-label runs: a finding is listed when its probability "
                    "reaches this; tuned (the default): each class's threshold tuned on val by the run (its F1@tuned)")
     p.add_argument("--any-modality", action="store_true", help="DICOM files of any modality; without it only "

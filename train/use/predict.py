@@ -5,7 +5,8 @@ image file, or a CSV with a ``path`` column (relative paths are under the
 CSV's folder). Each image goes through the run's own preprocessing
 (``train.use.preprocess``) in DataLoader workers; batches are normalised and
 classified on the device. The output CSV (written atomically) has one row per
-image: path, each class's probability, and the predicted class and its probability
+image: path, each class's probability, each class's logit (``logit:CLASS``), and the predicted class and its
+probability
 (single-label), or the findings, "; "-separated (multi-label): the classes whose
 probability reaches their threshold, by default the one the run tuned on val for
 each class (F1@tuned of its summary), or one threshold for all (``--threshold 0.5``).
@@ -31,6 +32,7 @@ from .load import TrainedModel
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", *DICOM_SUFFIXES)
+LOGIT = "logit:"  # the CSV's logit columns: "logit:CLASS"
 
 
 def is_image_file(path: Path) -> bool:
@@ -128,7 +130,8 @@ def probability_table(paths: list[Path], logits: np.ndarray, class_names: list[s
                       task: str = "single-label", thresholds=0.5) -> pd.DataFrame:
     """``thresholds`` (multi-label): one for every class, or one per class."""
     probs = TASKS[task].scores(logits)
-    table = pd.DataFrame(probs, columns=class_names)
+    table = pd.concat([pd.DataFrame(probs, columns=class_names),
+                       pd.DataFrame(logits, columns=[f"{LOGIT}{c}" for c in class_names])], axis=1)
     table.insert(0, "path", [str(p) for p in paths])
     if task == "multi-label":
         table["findings"] = ["; ".join(np.asarray(class_names)[row >= thresholds]) for row in probs]

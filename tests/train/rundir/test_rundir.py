@@ -187,3 +187,17 @@ def test_a_train_log_that_is_a_link_is_refused_and_its_target_untouched(shards_d
     with pytest.raises(UsageError, match="train.log is a symbolic link"):
         fit(tiny_fit(shards_dir, run, epochs=1))
     assert victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize("run_fixture", ["stage1_run", "ml_stage1_run"])
+def test_every_predictions_parquet_names_its_classes_in_its_schema(run_fixture, request):
+    import pyarrow.parquet as pq
+
+    run = request.getfixturevalue(run_fixture)
+    names = json.loads((run / "config.json").read_text())["class_names"]
+    files = sorted((run / "predictions").glob("*.parquet"))
+    assert len(files) >= 2
+    for path in files:
+        schema = pq.read_schema(path)
+        assert json.loads(schema.metadata[b"class_names"]) == names, path
+        assert schema.field("logits").type.list_size == len(names)

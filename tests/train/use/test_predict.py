@@ -60,8 +60,9 @@ def test_predict_cli_on_the_original_test_images_reproduces_a_torch_runs_test_pr
     assert main(["predict", str(stage1_run), "--images", str(listing), "--out", str(out), "--workers", "2"]) == 0
     table = pd.read_csv(out)
     names = load_model(stage1_run).class_names
-    assert list(table.columns) == ["path", *names, "predicted", "probability"]
+    assert list(table.columns) == ["path", *names, *[f"logit:{n}" for n in names], "predicted", "probability"]
     np.testing.assert_allclose(table[names].to_numpy(), softmax(saved.logits), atol=1e-5)
+    np.testing.assert_allclose(table[[f"logit:{n}" for n in names]].to_numpy(), saved.logits, atol=LOGIT_TOL)
     assert (table["predicted"] == [names[k] for k in saved.logits.argmax(1)]).mean() >= 0.995
     np.testing.assert_allclose(table["probability"], softmax(saved.logits).max(1), atol=1e-5)
     assert_reproduces_test_predictions(stage1_run, raw_dir)
@@ -200,8 +201,9 @@ def test_predict_on_a_multi_label_run_gives_a_sigmoid_per_class_and_the_findings
         said = capsys.readouterr().out
         assert ("each class's threshold tuned on val" if not flag else "probability 0.5 or more, every class") in said
         table = pd.read_csv(out, keep_default_na=False).set_index("path").loc[[str(p) for p in paths]]
-        assert list(table.columns) == [*tm.class_names, "findings"]
+        assert list(table.columns) == [*tm.class_names, *[f"logit:{n}" for n in tm.class_names], "findings"]
         np.testing.assert_allclose(table[tm.class_names].to_numpy(), probs, atol=1e-5)
+        np.testing.assert_allclose(table[[f"logit:{n}" for n in tm.class_names]].to_numpy(), logits, atol=1e-5)
         want = ["; ".join(n for n, p, t in zip(tm.class_names, row, cut) if p >= t) for row in probs]
         assert table["findings"].tolist() == want
     capsys.readouterr()
