@@ -19,6 +19,7 @@ from ..methods.losses import make_loss
 from ..methods.mixing import get_mixing
 from ..methods.weighting import DeferredReweighting, class_weights
 from ..rundir.checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
+from ..rundir.events import Events
 from ..rundir.files import write_json, write_metrics
 from ..rundir.results import write_results
 from .distributed import any_true, barrier, gather
@@ -83,6 +84,7 @@ class Trainer:
         self.optimizer, self.scaler = self.parts.optimizer, self.parts.scaler
         self.watch = NonFiniteWatch(self.device, self._non_finite)
         self.state = TrainState.start(self.device)
+        self.events = Events(self.run / "tensorboard", self.cfg.tensorboard and self.world.main)
 
     def announce(self) -> None:
         """The start-up header: what runs where, on how many images."""
@@ -158,9 +160,14 @@ class Trainer:
         todo = self.loader.epoch_length() - s.step * self.cfg.batch_size
         progress = Progress(todo, f"epoch {epoch + 1}/{self.cfg.epochs}", every_s=30)
         start = time.monotonic()
+        mark = (s.totals.loss_sum.clone(), s.totals.n)  # the loss sum stays on the device: no wait per step
         for batch in self.loader.train(epoch, s.step):
             train_step(self.parts, batch, s.totals, self.watch, (epoch, s.step, batch["rows"]))
             s.step += 1
+            if self.events.on and s.step % self.events.every == 0:  # one wait for the device per interval
+                self.events.step_loss(float((s.totals.loss_sum - mark[0]) / (s.totals.n - mark[1])),
+                                      epoch * steps + s.step)
+                mark = (s.totals.loss_sum.clone(), s.totals.n)
             progress.update(len(batch["rows"]))
             halt, due = self._decide(flag, stop, steps)
             if halt or due:
@@ -227,7 +234,7 @@ class Trainer:
         self._keep_best(row)
         if self.world.main:
             write_metrics(self.run / "metrics.csv", s.history)
-            self._tensorboard(row)
+            self.events.epoch(row)
         s.next_epoch(self.device)
         self.save_last()
         barrier()  # best.pt and last.pt are on disk before any rank reads them
@@ -244,24 +251,6 @@ class Trainer:
                                                        key: row[key], "config": self.cfg.to_dict()})
         else:
             s.since_best += 1
-
-    def _tensorboard(self, row: dict) -> None:
-        """TensorBoard events in RUN/tensorboard when the package is installed and --tensorboard is on."""
-        if not self.cfg.tensorboard:
-            return
-        if not hasattr(self, "_tb"):
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                log.info("tensorboard is not installed: no events written (pip install tensorboard)")
-                self._tb = None
-            else:
-                self._tb = SummaryWriter(str(self.run / "tensorboard"))
-        if self._tb is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    self._tb.add_scalar(key, value, row["epoch"])
-            self._tb.flush()
 
     def finish(self, flag: StopFlag) -> str:
         """Evaluate the best checkpoint on val, balanced-test and test; write predictions and summary.json.
@@ -281,5 +270,8 @@ class Trainer:
             summary = write_results(self.ctx, self.meta, preds, extra)
             log.info("done: best epoch %d of %d (val %s %.4f); test %s %.4f; %s", s.best_epoch, s.epoch, name, s.best,
                      name, summary["test"][sel], self.run / "summary.json")
+            final = {f"best_val_{sel}": s.best, **{f"test_{k}": v for k, v in summary["test"].items()
+                                                   if isinstance(v, (int, float))}}
+            self.events.finish(self.cfg.to_dict(), final)
         barrier()
         return "finished"

@@ -1,12 +1,14 @@
 """One run as a user meets it: what it leaves, resume rules, signals, kill -9, bad states."""
 import copy
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -185,11 +187,35 @@ def test_kill_9_mid_epoch_then_rerun_equals_an_uninterrupted_run(shards_dir, tmp
                                   pd.read_csv(killed / "metrics.csv").drop(columns=drop))
 
 
-def test_tensorboard_events_are_written_when_installed(shards_dir, tmp_path):
+def test_tensorboard_has_grouped_tags_the_step_loss_and_the_hyperparameters(shards_dir, tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")  # the test extra installs it; the package is optional for users
-    fit(tiny_fit(shards_dir, tmp_path / "tb", epochs=1, tensorboard=True))
-    events = list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
-    assert events and events[0].stat().st_size > 100
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    import train.rundir.events as events
+
+    monkeypatch.setattr(events, "STEP_LOSS_EVERY", 2)
+    run = tmp_path / "tb"
+    assert fit(tiny_fit(shards_dir, run, epochs=2, tensorboard=True)) == "finished"
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"loss/train", "loss/val", "metric/val_bacc", "metric/train_bacc", "opt/lr", "loss/train_step"} <= scalars
+    assert not {"train_loss", "val_loss"} & scalars  # no flat tags
+    metrics = pd.read_csv(run / "metrics.csv")
+    np.testing.assert_allclose([e.value for e in acc.Scalars("loss/val")], metrics["val_loss"], rtol=1e-6)
+    assert [e.step for e in acc.Scalars("metric/val_bacc")] == [1, 2]
+    per_epoch = math.ceil(len(open_shards(shards_dir).view("train")) / 32)  # tiny_fit's batch: 32
+    steps = [e.step for e in acc.Scalars("loss/train_step")]
+    assert steps == [k for e in (0, 1) for k in range(e * per_epoch + 2, (e + 1) * per_epoch + 1, 2)]
+    losses = [e.value for e in acc.Scalars("loss/train_step")][:per_epoch // 2]  # epoch 1's windows
+    assert len(losses) >= 2 and min(losses) - 1e-6 <= metrics["train_loss"][0] <= max(losses) + 1e-6
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
+    assert hp["method"].string_value == "ce" and hp["epochs"].number_value == 2 and "out" not in hp
+    summary = json.loads((run / "summary.json").read_text())
+    assert acc.Scalars("final/test_bacc")[0].value == pytest.approx(summary["test"]["bacc"], rel=1e-6)
 
 
 @pytest.mark.slow
