@@ -1,4 +1,4 @@
-"""python -m train fit | suite | bench | methods"""
+"""python -m train fit | suite | bench | methods | predict | export"""
 import argparse
 import logging
 import sys
@@ -19,6 +19,10 @@ from .use import cli as use
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: checkpointed, rerun the same command to resume
 REQUIRED = {"fit": ("shards", "out"), "suite": ("shards",), "bench": ("shards",)}
+# what only training uses: bench times steps, so these flags would change nothing there
+TRAINING_ONLY = ("out", "method", "init_from", "allow_unfinished", "resume", "epochs", "patience", "lr",
+                 "checkpoint_minutes", "mixup_alpha", "drw_epoch", "drw_lr_factor", "crt_features", "sync_bn",
+                 "paper_bn_bug", "paper_ldam", "tensorboard")
 
 
 def parser(prog: str = "python -m train") -> argparse.ArgumentParser:
@@ -29,7 +33,8 @@ def parser(prog: str = "python -m train") -> argparse.ArgumentParser:
     add_flags(f)
     s = sub.add_parser("suite", help="every method and seed into one dir, then the results table",
                        formatter_class=defaults)
-    s.add_argument("--suite-out", "--out", dest="suite_out", required=True,
+    # SUPPRESS: a required flag has no default to show ("(default: None)")
+    s.add_argument("--suite-out", "--out", dest="suite_out", required=True, default=argparse.SUPPRESS,
                    help="the suite dir: a run dir per method and seed, and results.md (required)")
     s.add_argument("--methods", default="all", help="all (the paper's 15; on multi-label shards every "
                    "multi-label method), everything (every method of the shards' task), or a,b,c")
@@ -47,8 +52,9 @@ def parser(prog: str = "python -m train") -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int_at_least(1), default=1, help="measure this many times: median and spread")
     b.add_argument("--json", default="", help="also write the numbers to this file")
     b.add_argument("--baseline-png", default="", help="time the paper's input path on these 1024 px PNGs")
-    add_flags(b, exclude=("out", "method", "init_from", "resume"))
-    sub.add_parser("methods", help="list the methods")
+    add_flags(b, exclude=TRAINING_ONLY)
+    listing = "list the methods: name, what it is, its task (multi-label) or [beyond the paper]"
+    sub.add_parser("methods", help="list the methods", description=listing)
     use.add_parsers(sub)  # predict, export
     return p
 

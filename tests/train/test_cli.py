@@ -99,3 +99,33 @@ def test_a_run_is_reproduced_from_its_config_json_with_flags_overriding_it(stage
     old_cfg = json.loads((stage1_run / "config.json").read_text())["config"]
     new_cfg = json.loads((new / "config.json").read_text())["config"]
     assert new_cfg == {**old_cfg, "out": str(new), "workers": 1}
+
+
+def help_text(*argv) -> str:
+    from train.__main__ import parser
+
+    p = parser()
+    for name in argv[:-1]:  # a subcommand's own parser
+        p = next(a for a in p._subparsers._group_actions if a.dest == "cmd").choices[name]
+    return p.format_help()
+
+
+def test_help_texts_list_every_subcommand_and_describe_each(capsys):
+    top = help_text("")
+    assert "predict" in top.splitlines()[2] and "export" in top.splitlines()[2]  # the description line
+    assert "list the methods:" in help_text("methods", "")
+    export = help_text("export", "")
+    assert "torch.export's .pt2 (recommended" in export and "(default: export)" in export
+
+
+def test_suite_help_shows_no_default_for_its_required_flag():
+    suite = " ".join(help_text("suite", "").split())
+    assert "(required)" in suite and "(required) (default: None)" not in suite
+
+
+def test_bench_help_lists_no_training_only_flag():
+    bench = help_text("bench", "")
+    for gone in ("--epochs", "--patience", "--mixup-alpha", "--lr ", "--drw-epoch", "--resume", "--tensorboard"):
+        assert gone not in bench, gone
+    for kept in ("--batch-size", "--image-size", "--loader", "--precision", "--steps"):
+        assert kept in bench, kept
