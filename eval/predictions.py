@@ -1,7 +1,8 @@
 """Saved predictions: one parquet per split with key, patient_id, the label(s) and the logits.
 
-The schema's metadata holds ``class_names`` (JSON), the logits' columns. Single-label files hold ``label`` (int16, the class index); multi-label files hold ``labels`` (a fixed-size
-list of int8, the multi-hot row). Which one a file holds says its task.
+The schema's metadata holds ``class_names`` (JSON), the logits' columns. Single-label files hold ``label``
+(int16, the class index); multi-label files hold ``labels`` (a fixed-size list of int8, the multi-hot row).
+Which one a file holds says its task.
 """
 import json
 from contextlib import contextmanager

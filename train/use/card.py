@@ -40,9 +40,10 @@ def model_card(meta: dict, run: Path, files: list[str]) -> str:
     """The card's markdown; ``meta`` is the export's metadata (``TrainedModel.metadata``)."""
     synthetic = meta.get("synthetic")
     arch, prep = meta["architecture"], meta["preprocessing"]
+    origin = "real images" if synthetic is False else "images of unknown origin"
     data = (f"**Synthetic pixels**: trained on `{meta.get('dataset')}` labels with generated images; the numbers "
             f"below say nothing about chest X-rays." if synthetic else
-            f"Trained on `{meta.get('dataset')}` ({'real images' if synthetic is False else 'images of unknown origin'}).")
+            f"Trained on `{meta.get('dataset')}` ({origin}).")
     lines = [f"# Model card: {meta['method']} on {meta.get('dataset')}", "",
              f"A {arch.get('model')} ({arch.get('head')} head, {meta['channels']} input channel(s)) trained by "
              f"cxr-lt with the method `{meta['method']}`: {meta['task']}, {len(meta['class_names'])} classes. "

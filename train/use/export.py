@@ -9,6 +9,7 @@ architecture, the run's git commit and shards index hash. The model takes the no
 returns logits. ``export`` (``torch.export``, a .pt2) is the recommended format; TorchScript is deprecated
 upstream and kept while torch supports it.
 """
+import importlib.util
 import json
 import warnings
 from dataclasses import replace
@@ -59,8 +60,9 @@ def _torchscript(tm: TrainedModel, f, meta: dict) -> None:
 def _onnx(tm: TrainedModel, f, meta: dict) -> None:
     try:
         import onnx
-        import onnxscript  # noqa: F401  torch's ONNX exporter (torch.export based) needs it
     except ImportError:
+        onnx = None
+    if onnx is None or importlib.util.find_spec("onnxscript") is None:  # torch's torch.export-based exporter needs it
         raise UsageError("--format onnx needs the onnx and onnxscript packages: pip install 'cxr-lt[onnx]'") from None
     program = torch.onnx.export(tm.model, (_example(tm),), input_names=["image"], output_names=["logits"],
                                 dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), dynamo=True,

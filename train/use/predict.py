@@ -112,8 +112,8 @@ def predict_logits(tm: TrainedModel, paths: list[Path], batch_size: int = 64, wo
     for x, positions, failed in loader:
         for i, why in failed:
             if not skip_bad:
-                raise UsageError(f"{name(paths[i], i)}: {why}. Replace or remove the file, or pass --skip-bad to leave it "
-                                 f"out (it is then listed in the log)")
+                raise UsageError(f"{name(paths[i], i)}: {why}. Replace or remove the file, or pass --skip-bad to "
+                                 f"leave it out (it is then listed in the log)")
             log.warning("skipped %s: %s", paths[i], why)
             bad.append((paths[i], why))
         if x is not None:
