@@ -151,3 +151,16 @@ def test_the_card_gives_the_reports_intervals_when_the_run_has_a_report(stage1_r
     export(load_model(run), "safetensors", run / "export" / "model.safetensors", run)
     card = (run / "export" / "README.md").read_text()
     assert "(95% CI " in card and "bootstrap over 20 resamples of images" in card
+
+
+def test_onnx_without_onnxscript_is_a_usage_error_naming_the_extra(stage1_run, tmp_path, monkeypatch):
+    import importlib.util
+
+    from shards.errors import UsageError
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else
+                        find_spec(name, *a))
+    with pytest.raises(UsageError, match=r"pip install 'cxr-lt\[onnx\]'"):
+        export(load_model(stage1_run), "onnx", tmp_path / "model.onnx", stage1_run)
+    assert not (tmp_path / "model.onnx").exists()
