@@ -58,11 +58,7 @@ def _torchscript(tm: TrainedModel, f, meta: dict) -> None:
 
 
 def _onnx(tm: TrainedModel, f, meta: dict) -> None:
-    try:
-        import onnx
-    except ImportError:
-        onnx = None
-    if onnx is None or importlib.util.find_spec("onnxscript") is None:  # torch's torch.export-based exporter needs it
+    if any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript")):  # torch's dynamo exporter needs both
         raise UsageError("--format onnx needs the onnx and onnxscript packages: pip install 'cxr-lt[onnx]'") from None
     program = torch.onnx.export(tm.model, (_example(tm),), input_names=["image"], output_names=["logits"],
                                 dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), dynamo=True,
@@ -70,7 +66,7 @@ def _onnx(tm: TrainedModel, f, meta: dict) -> None:
     model = program.model_proto
     for k, v in metadata_strings(meta).items():
         model.metadata_props.add(key=k, value=v)
-    onnx.save(model, f)
+    f.write(model.SerializeToString())
 
 
 def _safetensors(tm: TrainedModel, f, meta: dict) -> None:

@@ -82,9 +82,12 @@ def test_exported_preprocess_py_and_onnx_runtime_give_train_predicts_logits(stag
     np.testing.assert_allclose(logits, want, atol=1e-5)
 
 
-@pytest.mark.parametrize("fmt,quality,size,channels", [("jpeg", 95, 48, 3), ("jpeg", 80, 24, 1), ("png", 95, 40, 3)])
-def test_preprocess_py_of_any_recipe_gives_the_projects_input(fmt, quality, size, channels, raw_dir, tmp_path):
-    prep = Preprocess(32, fmt, quality, size, channels)
+@pytest.mark.parametrize("fmt,quality,size,channels,window16", [("jpeg", 95, 48, 3, "sbit"), ("jpeg", 80, 24, 1, "sbit"),
+                                                                 ("png", 95, 40, 3, "sbit"),
+                                                                 ("jpeg", 95, 32, 1, "percentile")])
+def test_preprocess_py_of_any_recipe_gives_the_projects_input(fmt, quality, size, channels, window16, raw_dir,
+                                                              tmp_path):
+    prep = Preprocess(32, fmt, quality, size, channels, window16)
     (tmp_path / "script").mkdir()
     (tmp_path / "script" / "preprocess.py").write_text(script(prep.recipe(), "test"))
     paths = images(raw_dir, tmp_path / "images")
