@@ -15,7 +15,8 @@ def about(run: Path, meta: dict, n_boot: int, seed: int, by_patient: bool) -> di
     return {"bootstrap": {"resamples": n_boot, "seed": seed, "unit": "patient" if by_patient else "image",
                           "interval": "95% percentile"},
             "method": meta["config"]["method"], "dataset": meta["dataset"], "model": meta["config"]["model"],
-            "seed": meta["config"]["seed"], "synthetic": is_synthetic(run)}
+            "seed": meta["config"]["seed"], "synthetic": is_synthetic(run),
+            "pretrained_leakage": meta.get("pretrained_leakage")}
 
 
 def markdown_table(df: pd.DataFrame, undefined: str = "nan") -> str:
@@ -57,7 +58,8 @@ def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[st
     """report.md of either task: the title (with the bootstrap's unit), the main table and what its numbers are,
     the per-class section and the figures (file -> alt text)."""
     heading = f"# Report: {title(s, run)}; 95% intervals by {s['bootstrap']['unit']}"
-    lines = [heading, "", *headline, "", notes, "", "## Per class", "", *per_class, "", "## Figures", ""]
+    warn = [f"**Warning**: {s['pretrained_leakage']}.", ""] if s.get("pretrained_leakage") else []
+    lines = [heading, "", *warn, *headline, "", notes, "", "## Per class", "", *per_class, "", "## Figures", ""]
     lines += [f"![{alt}]({name})" for name, alt in figure_links.items()]
     return "\n".join(lines) + "\n"
 

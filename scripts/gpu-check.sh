@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, in one go: the gpu-marked tests, then the throughput benchmark of
 # ResNet-50 at 224 and 256 px (fp16, channels_last, batch 256) with DALI and with the
-# PyTorch loader, DALI again with 2 CPU workers (the T4 target), a short table last.
+# PyTorch loader, DALI again with 2 CPU workers (the T4 target), timm's ConvNeXt-S at 512 px on
+# 512 px shards (the recipes' size, batch 32) with both loaders, a short table last.
 # The paper's path needs PNGs for 50 timed batches (hence the scales). Runs on the CPU too (tiny sizes; gpu tests skip),
 # which is how it is checked before GPU minutes are spent.
 # On the remote GPU host DALI arrives in parts first (../shared/device/README.md); then:
@@ -47,6 +48,19 @@ for size in $SIZES; do
 done
 # the T4 target: DALI must feed ResNet-50 (about 400-550 img/s on a T4) from 2 CPU threads
 bench "${SIZES%% *}" dali 2
+# the recipes' backbone at their size: a timm ConvNeXt at 512 px on shards built at 512 (random init: bench
+# times, it never loads weights), batch 32 as recipes/cxrlt-convnext-asl-512.yaml trains it
+echo "== data: the same images -> 512 px JPEG shards"
+[ -f "$WORK/shards512/manifest.json" ] || $PY -m ingest build-shards --images "$WORK/raw" --labels "$WORK/raw/labels" \
+  --out "$WORK/shards512" --size 512 --workers "$(nproc)" > /dev/null
+if [ $GPU = 1 ]; then BIG=convnext_small; BIG_BATCH=32; else BIG=convnext_atto; BIG_BATCH=4; fi
+for loader in dali torch; do
+  name="bench-$BIG-512-$loader-w$WORKERS"
+  echo "== bench $BIG 512 px, $loader loader, $WORKERS workers"
+  $PY -m train bench --shards "$WORK/shards512" --model "$BIG" --image-size 512 --batch-size "$BIG_BATCH" \
+    --precision "$([ $GPU = 1 ] && echo fp16 || echo fp32)" --channels-last --loader "$loader" --workers "$WORKERS" \
+    --steps "$STEPS" --repeat "$REPEAT" --json "$OUT/$name.json" | tee "$OUT/$name.txt"
+done
 echo "== summary"
 $PY - "$OUT" <<'PY'
 import json, pathlib, sys

@@ -18,7 +18,7 @@ from nvidia.dali.plugin.pytorch import feed_ndarray
 
 from .dali_source import PAD_ROW, ShardSource
 from .errors import UsageError
-from .loader import ShardLoader, normalisation
+from .loader import ShardLoader
 
 # One source worker prepares 18,000-23,000 img/s (batches of 256, with augmentation parameters; measured on
 # the 2-core dev VM), so two about match the 35,000 img/s an H200 decodes; each more costs a process.
@@ -27,8 +27,8 @@ SOURCE_PREFETCH = 2  # batches the parallel source computes ahead: DALI's defaul
 
 
 @pipeline_def(enable_conditionals=False)
-def _graph(source, image_size: int, channels: int, on_gpu: bool, parallel: bool, augment: bool, resize: bool,
-           multi_label: bool):
+def _graph(source, image_size: int, channels: int, mean_std, on_gpu: bool, parallel: bool, augment: bool,
+           resize: bool, multi_label: bool):
     label = types.FLOAT if multi_label else types.INT64  # multi-hot rows, or class indices
     dtypes = [types.UINT8, label, types.INT64] + [types.FLOAT, types.FLOAT] * resize \
         + [types.INT32, types.FLOAT] * augment
@@ -46,7 +46,7 @@ def _graph(source, image_size: int, channels: int, on_gpu: bool, parallel: bool,
         img = fn.rotate(img, angle=angle, keep_size=True, fill_value=0, interp_type=types.INTERP_NN)
     if channels == 3:
         img = fn.color_space_conversion(img, image_type=types.GRAY, output_type=types.RGB)
-    mean, std = normalisation(channels)
+    mean, std = mean_std
     img = fn.crop_mirror_normalize(img, mirror=flip, dtype=types.FLOAT, output_layout="HWC",
                                    mean=[255 * m for m in mean], std=[255 * s for s in std])
     return img, label, row
@@ -70,7 +70,7 @@ class DaliLoader(ShardLoader):
 
     def _pipeline(self, source, augment: bool, source_workers: int):
         resize = self._resizes(augment)
-        pipe = _graph(source, self.augment.image_size, self.channels, self.on_gpu, source_workers > 0, augment,
+        pipe = _graph(source, self.augment.image_size, self.channels, self.mean_std, self.on_gpu, source_workers > 0, augment,
                       resize, self.ss.multi_label, batch_size=self.batch_size, num_threads=max(1, self.workers),
                       device_id=(self.device.index or 0) if self.on_gpu else None, seed=self.seed,
                       py_num_workers=max(1, source_workers), py_start_method="spawn",

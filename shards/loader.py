@@ -22,9 +22,10 @@ def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,)
 
 
-def scale_shift(channels: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1 / std, -mean / std) on the 0-255 scale: ``normalise``'s constants, made once per device."""
-    mean, std = (torch.tensor(v, device=device) * 255 for v in normalisation(channels))
+def scale_shift(channels: int, device, mean_std=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1 / std, -mean / std) on the 0-255 scale: ``normalise``'s constants, made once per device.
+    ``mean_std``: the model's own (mean, std) on the 0-1 scale, else ``normalisation(channels)``."""
+    mean, std = (torch.tensor(v, device=device) * 255 for v in (mean_std or normalisation(channels)))
     return 1 / std, -mean / std
 
 
@@ -69,7 +70,7 @@ class ShardLoader(Loader):
 
     def __init__(self, ss: ShardSet, sampler: str, augment: AugmentSpec, batch_size: int, seed: int, workers: int,
                  device: torch.device, channels_last: bool, second_stream: str | None = None,
-                 rank: int = 0, world_size: int = 1, channels: int = 3):
+                 rank: int = 0, world_size: int = 1, channels: int = 3, mean_std=None):
         ss.files.check()  # again: a tar cut since the dir was opened fails here, not as a worker's traceback
         self.ss, self.sampler, self.augment = ss, sampler, augment
         self.batch_size, self.seed, self.workers, self.device = batch_size, seed, workers, device
@@ -78,7 +79,8 @@ class ShardLoader(Loader):
         self.train_rows = ss.view("train")
         self.labels = ss.targets(self.train_rows)
         self.channels = channels
-        self.scale, self.shift = scale_shift(channels, device)
+        self.mean_std = mean_std or normalisation(channels)  # (mean, std) per channel, 0-1 scale
+        self.scale, self.shift = scale_shift(channels, device, self.mean_std)
 
     def order(self, sampler: str, epoch: int, stream: int):
         return sample_order(sampler, self.labels, self.seed, epoch, rank=self.rank, world_size=self.world_size,

@@ -1,4 +1,4 @@
-"""python -m train fit | suite | bench | methods | predict | export"""
+"""python -m train fit | suite | bench | methods | models | predict | export"""
 import argparse
 import logging
 import sys
@@ -55,6 +55,10 @@ def parser(prog: str = "python -m train") -> argparse.ArgumentParser:
     add_flags(b, exclude=TRAINING_ONLY)
     listing = "list the methods: name, what it is, its task (multi-label) or [beyond the paper]"
     sub.add_parser("methods", help="list the methods", description=listing)
+    m = sub.add_parser("models", help="list the backbones --model takes (ours and timm's pretrained names) and "
+                       "whether their weights are in the local cache", description="list the backbones --model "
+                       "takes (ours and timm's pretrained names) and whether their weights are in the local cache")
+    m.add_argument("contains", nargs="?", default="", help="only names containing this (e.g. convnext)")
     use.add_parsers(sub)  # predict, export
     return p
 
@@ -67,7 +71,7 @@ def main(argv=None, prog: str = "python -m train") -> int:
     a = parse(argv, prog)
     world = None
     try:
-        cfg = from_args(a) if a.cmd not in ("methods", *use.COMMANDS) else FitConfig()
+        cfg = from_args(a) if a.cmd not in ("methods", "models", *use.COMMANDS) else FitConfig()
         missing = [flag(name) for name in REQUIRED.get(a.cmd, ()) if not getattr(cfg, name)]
         if missing:
             raise UsageError(f"{a.cmd} needs {' and '.join(missing)} (or a --config file that sets it)")
@@ -97,6 +101,8 @@ def run(a, cfg: FitConfig, world) -> int:
                 else "  [beyond the paper]"
             say(f"{name:<22} {m.summary}{tag}")
         return 0
+    if a.cmd == "models":
+        return list_models(a.contains, say)
     if a.cmd == "bench":
         return run_bench(a, cfg)
     if a.cmd == "suite":
@@ -112,6 +118,18 @@ def run(a, cfg: FitConfig, world) -> int:
     if a.cmd == "suite":
         say((Path(where) / "results.md").read_text())
     say(f"{where}: finished; see {where}/{'results.md' if a.cmd == 'suite' else 'summary.json'}")
+    return 0
+
+
+def list_models(contains: str, say) -> int:
+    from .models import list_backbones
+
+    rows = list_backbones(contains)
+    width = max((len(n) for n, _, _ in rows), default=0)
+    for name, source, cached in rows:
+        say(f"{name:<{width}}  {source:<11}  {'weights cached' if cached else ''}".rstrip())
+    say(f"{len(rows)} backbone(s){' containing ' + repr(contains) if contains else ''}; any timm architecture "
+        f"name (`timm.list_models()`) also builds from scratch with --pretrained none")
     return 0
 
 

@@ -18,11 +18,16 @@ import yaml
 from shards.errors import UsageError
 
 from .methods.registry import METHODS
+from .models import MODELS, check_model_name
 
 
-def opt(default, help, choices=None, at_least=None, above=None, at_most=None, required=None):
-    rules = {"choices": choices, "at_least": at_least, "above": above, "at_most": at_most, "required": required}
-    return field(default=default, metadata={"help": help, **{k: v for k, v in rules.items() if v is not None}})
+def opt(default, help, choices=None, at_least=None, above=None, at_most=None, below=None, required=None):
+    rules = {"choices": choices, "at_least": at_least, "above": above, "at_most": at_most, "below": below,
+             "required": required}
+    meta = {"help": help, **{k: v for k, v in rules.items() if v is not None}}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -30,8 +35,15 @@ class FitConfig:
     shards: str = opt("", "shards dir (python -m ingest build-shards)", required=True)
     method: str = opt("ce", "a name from `python -m train methods`", choices=tuple(METHODS))
     out: str = opt("", "run dir", required=True)
-    model: str = opt("resnet50", "network", choices=("resnet18", "resnet34", "resnet50", "densenet121", "tiny"))
-    pretrained: str = opt("imagenet", "imagenet | none | PATH to a state dict")
+    model: str = opt("resnet50", "network: resnet18, resnet34, resnet50, densenet121 (torchvision's), tiny, or any "
+                     "timm model name (timm/NAME for timm's of these names); `python -m train models` lists them")
+    pretrained: str = opt("imagenet", "imagenet (torchvision's or timm's hub weights) | none | PATH to a state dict "
+                          "(.safetensors, .pth, .bin) or a Hugging Face cache dir; a differing head is dropped")
+    pretrained_source: str = opt("", "what the --pretrained weights were trained on (e.g. 'torchxrayvision chex'); "
+                                 "a run whose evaluated dataset it names warns of test-set leakage")
+    input_scaling: str = opt("auto", "auto: the backbone's mean / std (ImageNet's; a timm model's pretrained config), "
+                             "or torchxrayvision's [-1024, 1024] when the --pretrained file has its op_threshs; "
+                             "xrv: torchxrayvision's", choices=("auto", "xrv"))
     image_size: int = opt(256, "pixels, square (the paper: 256, no crop)", at_least=1, at_most=4096)
     channels: int = opt(3, "model input: 3 = the grey image in each of R, G, B (the paper); "
                         "1 = grey only, conv1's ImageNet weights summed over RGB", choices=(3, 1))
@@ -41,7 +53,22 @@ class FitConfig:
     batch_size: int = opt(256, "images per step on each process: under torchrun each of N ranks takes this many, so "
                           "a step sees N x this; --lr is not scaled with it (linear rule: scale --lr by N yourself)",
                           at_least=1)
-    lr: float = opt(1e-4, "Adam learning rate", above=0)
+    lr: float = opt(1e-4, "learning rate (the peak, with a schedule)", above=0)
+    optimizer: str = opt("adam", "adam (the paper) | adamw (decoupled weight decay) | sgd (momentum 0.9, Nesterov)",
+                         choices=("adam", "adamw", "sgd"))
+    weight_decay: float = opt(0.0, "weight decay (not on biases and norm layers' weights)", at_least=0)
+    schedule: str = opt("constant", "learning rate per step: constant (the paper) | cosine (to 0 at the last step) | "
+                        "step (x0.1 at 50%% and 75%% of --epochs); DRW's factor multiplies it",
+                        choices=("constant", "cosine", "step"))
+    warmup_epochs: float = opt(0.0, "linear warm-up from 0 over this many epochs, per step", at_least=0)
+    ema_decay: float = opt(0.0, "keep an exponential moving average of the weights with this decay per step (e.g. "
+                           "0.999); it is what is validated and saved in best.pt (0: none)", at_least=0, below=1)
+    grad_clip: float = opt(0.0, "clip the gradients' total norm to this (0: no clipping)", at_least=0)
+    drop_path: float = opt(0.0, "stochastic depth rate (timm models)", at_least=0, below=1)
+    head_lr_factor: float = opt(1.0, "the head's learning rate is --lr times this", above=0)
+    freeze_backbone_epochs: int = opt(0, "train only the head for this many first epochs", at_least=0)
+    loss_param: dict = opt({}, "NAME=VALUE: a parameter of the method's loss (repeatable: gamma=3, beta=0.999, "
+                           "s=30, max_m=0.5, gamma_neg=4...)")
     precision: str = opt("auto", "auto: fp16 on CUDA, fp32 on CPU", choices=("auto", "fp16", "bf16", "fp32"))
     channels_last: bool = opt(True, "channels-last memory format (faster convolutions on GPUs)")
     compile: bool = opt(False, "torch.compile the train step")
@@ -85,6 +112,8 @@ class FitConfig:
         if self.fold and self.fold >= max(self.folds, 1):
             raise UsageError(f"--fold {self.fold}: " + (f"the folds are 0 to {self.folds - 1} (--folds {self.folds})"
                                                         if self.folds else "needs --folds K (K > --fold)"))
+        if self.model not in MODELS:
+            check_model_name(self.model)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -97,7 +126,9 @@ def flag(name: str) -> str:
 def checked(f: dataclasses.Field, value):
     """``value`` if the field takes it (an int where a float goes becomes a float), else a UsageError naming
     the flag and what it takes."""
-    typ = {"int": int, "float": float, "str": str, "bool": bool}.get(f.type, f.type)
+    typ = {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}.get(f.type, f.type)
+    if typ is dict:
+        return loss_params(value)
     if typ is float and isinstance(value, (int, str)) and not isinstance(value, bool):
         try:
             value = float(value)  # YAML reads 1e-4 (no dot) as a string
@@ -109,7 +140,7 @@ def checked(f: dataclasses.Field, value):
     if "choices" in m and value not in m["choices"]:
         raise UsageError(f"{flag(f.name)} {value!r}: not one of {', '.join(map(str, m['choices']))}")
     for rule, ok, text in (("at_least", lambda lo: value >= lo, ">="), ("above", lambda lo: value > lo, ">"),
-                           ("at_most", lambda hi: value <= hi, "<=")):
+                           ("at_most", lambda hi: value <= hi, "<="), ("below", lambda hi: value < hi, "<")):
         if rule in m and not ok(m[rule]):
             raise UsageError(f"{flag(f.name)} {value}: must be {text} {m[rule]}")
     return value
@@ -137,12 +168,33 @@ def check_saved_config(path: Path, meta: dict, needed=("model", "method", "image
             or len(set(names)) != len(names):
         raise UsageError(f"{path}: 'class_names' is not a list of distinct class names; {fix}")
     return cfg
+def loss_params(value) -> dict:
+    """--loss-param's NAME=VALUE strings (or a config file's mapping) as {name: number}."""
+    if isinstance(value, (list, tuple)):
+        pairs = {}
+        for item in value:
+            name, eq, text = str(item).partition("=")
+            if not eq or not name.strip():
+                raise UsageError(f"--loss-param {item!r}: give NAME=VALUE, e.g. --loss-param gamma=2")
+            pairs[name.strip()] = text.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise UsageError(f"--loss-param {value!r}: give NAME=VALUE, e.g. --loss-param gamma=2")
+    out = {}
+    for name, v in value.items():
+        try:
+            out[name] = float(v) if not isinstance(v, bool) else None
+        except (TypeError, ValueError):
+            out[name] = None
+        if out[name] is None:
+            raise UsageError(f"--loss-param {name}={v}: the value is not a number")
+    return out
 
 
 def help_text(f: dataclasses.Field) -> str:
     if f.metadata.get("required"):
         return f"{f.metadata['help']} (required, unless --config sets it)"
-    shown = "none" if f.default == "" else f.default
+    shown = "none" if f.default in ("", dataclasses.MISSING) else f.default
     return f"{f.metadata['help']} (default: {shown})"
 
 
@@ -158,6 +210,9 @@ def add_flags(parser: argparse.ArgumentParser, exclude=()) -> None:
         kw = {"help": help_text(f), "default": argparse.SUPPRESS}
         if f.type in (bool, "bool"):
             parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if f.type in (dict, "dict"):
+            parser.add_argument(flag(f.name), action="append", metavar="NAME=VALUE", **kw)
             continue
         typ = {"int": int, "float": float, "str": str}.get(f.type, f.type)
         choices = f.metadata.get("choices")

@@ -24,7 +24,7 @@ from .config import FitConfig
 from .loop.distributed import barrier, current, init
 from .loop.fit import fit
 from .loop.stages import STAGES
-from .methods.registry import BASELINE, PAPER_METHODS, check_task, get_method, methods_for
+from .methods.registry import BASELINE, PAPER_METHODS, check_task, get_method, methods_for, param_names
 from .rundir.resume import ResumeRefused, check_resume
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,11 @@ def _suite(base: FitConfig, out: Path, methods: list[str], seeds: list[int], sto
         used = {}
         for method in order:
             init = str(used[BASELINE[task]]) if from_stage1(method) else ""
+            # a recipe's --loss-param set for one loss (asl's gamma_neg) goes to the methods whose loss takes it
+            takes = param_names(get_method(method))
             cfg = dataclasses.replace(base, method=method, seed=seed, out=str(run_dir(out, method, seed, fold)),
-                                      init_from=init, fold=fold or 0)
+                                      init_from=init, fold=fold or 0,
+                                      loss_param={k: v for k, v in base.loss_param.items() if k in takes})
             cfg = place(cfg, index_sha, rerun_changed)
             used[method] = Path(cfg.out)
             runs.append(used[method])

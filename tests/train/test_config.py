@@ -75,7 +75,7 @@ def test_help_shows_every_default_and_a_help_line_for_every_flag(cmd, capsys):
     with pytest.raises(SystemExit):
         sub.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())  # unwrapped
-    lr = ("Adam learning rate (default: 0.0001)",) if cmd != "bench" else ()  # bench has no training-only flag
+    lr = ("learning rate (the peak, with a schedule) (default: 0.0001)",) if cmd != "bench" else ()  # training-only
     for shown in ("--image-size IMAGE_SIZE pixels, square (the paper: 256, no crop) (default: 256)", *lr,
                   "(default: True)", "(default: auto)"):
         assert shown in text

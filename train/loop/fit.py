@@ -22,9 +22,10 @@ from shards.reader import open_shards, shards_manifest
 from ..config import FitConfig
 from ..context import RunContext
 from ..device import configure_kernels, describe, resolve_device
-from ..methods.registry import Method, check_task, get_method
+from ..methods.registry import Method, check_task, get_method, method_params
 from ..rundir.files import git_commit, log_to_file, versions, write_json
 from ..rundir.resume import add_to_summary, check_resume, note_unfinished_stage1, open_run_dir, remove_unused
+from ..weights import leakage
 from .distributed import World, barrier, init
 from .loaders import loader_kind, make_loader
 from .stages import STAGES
@@ -44,6 +45,7 @@ def fit(cfg: FitConfig, stop=None) -> str:
     method = get_method(cfg.method)
     task = task_of(shards_manifest(cfg.shards))  # only the manifest: refused before a run dir is made
     check_task(method, task.name, cfg.shards)
+    method_params(method, cfg.loss_param)  # a name the loss does not take: refused before a run dir exists
     note = note_unfinished_stage1(cfg, method) if STAGES[method.stage].from_stage1 else None
     made = not run.exists()
     with contextlib.ExitStack() as held:
@@ -81,6 +83,8 @@ def _fit(cfg: FitConfig, method: Method, task: Task, stop, world: World) -> str:
         configure_kernels(cfg.deterministic)
         ctx = RunContext.build(cfg, method, task, ss, device, world)
         meta = run_meta(ctx)
+        if meta["pretrained_leakage"]:
+            log.warning("%s", meta["pretrained_leakage"])
         if world.main:
             write_json(ctx.run / "config.json", meta)
         torch.manual_seed(cfg.seed)
@@ -110,4 +114,6 @@ def run_meta(ctx: RunContext) -> dict:
             "class_names": ss.class_names, "groups": ss.groups, "train_counts": ctx.counts.tolist(),
             "world_size": ctx.world.size, "loader": loader_kind(ctx.cfg),
             "shards_image": ss.manifest["image"],  # how the shards were packed: predict repeats it without them
+            "input": ctx.input,  # the model's input scaling: loaders, predict and export use it
+            "pretrained_leakage": leakage(ctx.cfg.pretrained_source, ss.manifest["dataset"]),
             **describe(ctx.device)}

@@ -36,6 +36,7 @@ def make_loader(ctx, world: World | None = None) -> Loader:
     second = "class-balanced" if get_mixing(ctx.method.mixing).second_stream else None
     args = dict(ss=ctx.ss, sampler=ctx.method.sampler, augment=augment, batch_size=cfg.batch_size, seed=cfg.seed,
                 workers=cfg.workers, device=ctx.device, channels_last=cfg.channels_last, channels=cfg.channels,
+                mean_std=ctx.mean_std,
                 second_stream=second, rank=world.rank, world_size=world.size)
     if kind == "dali":
         if not dali_available():

@@ -24,7 +24,7 @@ from shards.reader import ShardSet
 
 from ..methods.decoupling import sweep_tau, tau_norm_head
 from ..methods.heads import make_head
-from ..methods.registry import BASELINE, Method, get_method
+from ..methods.registry import BASELINE, Method, get_method, head_scale
 from ..models import Classifier, build_model
 from ..rundir.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ..rundir.results import write_results
@@ -51,7 +51,8 @@ def stage1_model(init_from: str, ss: ShardSet, task: Task) -> tuple[Classifier, 
     if STAGES[method1.stage].from_stage1 or method1.task != task.name:
         raise UsageError(f"--init-from {run} is a {method1.name} run; start from a stage-1 {task.name} run such as "
                          f"{BASELINE[task.name]}")
-    model = build_model(cfg1["model"], ss.num_classes, "none", method_head(method1, cfg1), cfg1.get("channels", 3))
+    model = build_model(cfg1["model"], ss.num_classes, "none", method_head(method1, cfg1), cfg1.get("channels", 3),
+                        head_scale=head_scale(method1, cfg1))
     fix = "give --init-from a finished stage-1 run of this tool"
     load_weights(model, load_checkpoint(run / "best.pt", fix)["model"], run / "best.pt", fix)
     return model, cfg1
@@ -69,7 +70,7 @@ def _from_stage1(ctx) -> Classifier:
 def _new_model(ctx) -> Classifier:
     cfg = ctx.cfg
     return build_model(cfg.model, ctx.ss.num_classes, cfg.pretrained, method_head(ctx.method, vars(cfg)),
-                       cfg.channels)
+                       cfg.channels, cfg.drop_path, head_scale(ctx.method, vars(cfg)))
 
 
 def _new_classifier(ctx) -> Classifier:

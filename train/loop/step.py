@@ -1,5 +1,5 @@
 """One training step, in one place: mix -> forward and loss under autocast -> non-finite check ->
-backward and optimizer step -> accumulate.
+backward, gradient clipping and optimizer step -> EMA update -> accumulate.
 
 Nothing in a step reads a device value on the host (``.item()``, ``.cpu()``, ``float(t)``, ``if t:``):
 such a read waits until the GPU has drained its queue, and the loader's next batch is then prepared while
@@ -16,6 +16,7 @@ from torch import nn
 
 from ..methods.mixing import Mixing
 from .distributed import distribute
+from .ema import Ema
 from .state import EpochTotals
 
 
@@ -23,13 +24,37 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam; fused on CUDA: one kernel for all parameters, and with a GradScaler it takes the inf check
-    on the device (the unfused step reads it on the host)."""
-    return torch.optim.Adam(params, lr=lr, fused=device.type == "cuda")
+def make_optimizer(params, lr: float, device: torch.device, kind: str = "adam",
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (the paper), AdamW (decoupled weight decay) or SGD (momentum 0.9, Nesterov); fused on CUDA: one
+    kernel for all parameters, and with a GradScaler it takes the inf check on the device (the unfused step
+    reads it on the host). ``params``: tensors, or groups (``param_groups``) with their own weight decay."""
+    fused = device.type == "cuda"
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay, fused=fused)
+    opt = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    return opt(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
-def optimize(loss: torch.Tensor, optimizer, scaler: torch.amp.GradScaler):
+def param_groups(trained: nn.Module, weight_decay: float, head_lr_factor: float) -> list:
+    """The trainable parameters of ``trained``: one plain list when every parameter is treated alike (the
+    paper), else groups by (head or backbone, decayed or not). Biases and norm layers' weights (1-d) are not
+    decayed; the head (``trained.head``, or all of ``trained`` when it is a head alone) has ``lr_factor``."""
+    params = [p for p in trained.parameters() if p.requires_grad]
+    if not weight_decay and head_lr_factor == 1.0:
+        return params
+    head = {id(p) for p in getattr(trained, "head", trained).parameters()}
+    groups = {}
+    for p in trained.parameters():
+        if not p.requires_grad:
+            continue
+        key = (id(p) in head, p.ndim > 1)
+        groups.setdefault(key, []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decayed else 0.0,
+             "lr_factor": head_lr_factor if is_head else 1.0} for (is_head, decayed), ps in sorted(groups.items())]
+
+
+def optimize(loss: torch.Tensor, optimizer, scaler: torch.amp.GradScaler, grad_clip: float = 0.0):
     """Backward and optimizer step through the GradScaler (enabled for fp16 only).
 
     Returns 1 on the device when the scaler skipped the step for inf/NaN gradients, else 0. The scaler
@@ -37,6 +62,10 @@ def optimize(loss: torch.Tensor, optimizer, scaler: torch.amp.GradScaler):
     the public ``get_scale()`` reads on the host) is compared before and after its update."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    if grad_clip:  # on unscaled gradients; clip_grad_norm_ computes and applies the norm on the device
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip,
+                                       foreach=True)
     before = scaler._scale.clone() if scaler.is_enabled() else None
     scaler.step(optimizer)
     scaler.update()
@@ -87,17 +116,23 @@ class StepParts:
     rng: np.random.Generator
     to_input: Callable
     device: torch.device
+    grad_clip: float = 0.0
+    ema: Ema | None = None
 
 
 def build_step(ctx, *, trained: nn.Module, loss_fn: nn.Module, mixing: Mixing, rng: np.random.Generator,
                to_input: Callable) -> StepParts:
     """The step's parts, as the trainer and the bench both run it: ``trained`` is the module whose trainable
-    parameters the optimizer updates, run DDP-wrapped and compiled as the run (``ctx``) asks."""
+    parameters the optimizer updates (--optimizer, --weight-decay, --head-lr-factor), run DDP-wrapped and
+    compiled as the run (``ctx``) asks, with --grad-clip and an --ema-decay average of ``trained``."""
+    cfg = ctx.cfg
     return StepParts(
-        net=distribute(trained, ctx.cfg, ctx.device, ctx.world), loss_fn=loss_fn,
-        optimizer=make_optimizer([p for p in trained.parameters() if p.requires_grad], ctx.cfg.lr, ctx.device),
+        net=distribute(trained, cfg, ctx.device, ctx.world), loss_fn=loss_fn,
+        optimizer=make_optimizer(param_groups(trained, cfg.weight_decay, cfg.head_lr_factor), cfg.lr, ctx.device,
+                                 cfg.optimizer, cfg.weight_decay),
         scaler=torch.amp.GradScaler(ctx.device.type, enabled=ctx.precision == "fp16"), amp=ctx.amp, mixing=mixing,
-        alpha=ctx.cfg.mixup_alpha, rng=rng, to_input=to_input, device=ctx.device)
+        alpha=cfg.mixup_alpha, rng=rng, to_input=to_input, device=ctx.device, grad_clip=cfg.grad_clip,
+        ema=Ema(trained, cfg.ema_decay) if cfg.ema_decay else None)
 
 
 def train_step(p: StepParts, batch: dict, totals: EpochTotals, watch: NonFiniteWatch, where=None) -> None:
@@ -110,5 +145,7 @@ def train_step(p: StepParts, batch: dict, totals: EpochTotals, watch: NonFiniteW
         logits = p.net(x)
         loss = p.loss_fn(logits, (y_a, y_b, lam))
     watch.watch(loss, where)
-    skipped = optimize(loss, p.optimizer, p.scaler)
+    skipped = optimize(loss, p.optimizer, p.scaler, p.grad_clip)
+    if p.ema is not None:
+        p.ema.update()
     totals.add(loss, logits, y_a, skipped)

@@ -17,6 +17,7 @@ from ..context import RunContext
 from ..methods.heads import loss_options
 from ..methods.losses import make_loss
 from ..methods.mixing import get_mixing
+from ..methods.registry import method_params
 from ..methods.weighting import DeferredReweighting, class_weights
 from ..rundir.checkpoint import load_checkpoint, restore_rng, rng_states, save_checkpoint
 from ..rundir.events import Events
@@ -24,6 +25,7 @@ from ..rundir.files import write_json, write_metrics
 from ..rundir.results import write_results
 from .distributed import any_true, barrier, gather
 from .inference import infer
+from .schedule import lr_factor
 from .state import TrainState
 from .step import NonFiniteLoss, NonFiniteWatch, build_step, train_step
 
@@ -72,16 +74,18 @@ class Trainer:
         self.net = model if net is None else net
         self.method, self.ss, self.device, self.task = ctx.method, ctx.ss, ctx.device, ctx.task
         self.world, self.run = ctx.world, ctx.run
-        weights = None if self.method.weighting == "none" else class_weights(self.method.weighting, ctx.counts)
+        loss_params, weight_params = method_params(self.method, self.cfg.loss_param)
+        weights = None if self.method.weighting == "none" else class_weights(self.method.weighting, ctx.counts,
+                                                                             **weight_params)
         self.drw = DeferredReweighting(weights, self.cfg.drw_epoch, self.cfg.drw_lr_factor) if self.method.drw \
             else None
         self.loss_fn = make_loss(self.method.loss, ctx.counts, weights, num_images=ctx.num_images,
-                                 **self.method.loss_params, **loss_options(self.method.loss, model.head))
+                                 **loss_params, **loss_options(self.method.loss, model.head))
         self.loss_fn.to(self.device)
         self.mix_rng = np.random.default_rng([self.cfg.seed, 7])
         self.parts = build_step(ctx, trained=self.net, loss_fn=self.loss_fn, mixing=get_mixing(self.method.mixing),
                                 rng=self.mix_rng, to_input=loader.to_input)
-        self.optimizer, self.scaler = self.parts.optimizer, self.parts.scaler
+        self.optimizer, self.scaler, self.ema = self.parts.optimizer, self.parts.scaler, self.parts.ema
         self.watch = NonFiniteWatch(self.device, self._non_finite)
         self.state = TrainState.start(self.device)
         self.events = Events(self.run / "tensorboard", self.cfg.tensorboard and self.world.main)
@@ -108,6 +112,7 @@ class Trainer:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_states(), "mix_rng": self.mix_rng.bit_generator.state,
                 "state": self.state.to_checkpoint(), "config": self.cfg.to_dict(),
+                **({"ema": self.ema.state_dict()} if self.ema else {}),
                 "index_sha256": self.meta["index_sha256"], "class_counts": self.meta["train_counts"],
                 "method": self.method.name})
         self._last_save = time.monotonic()
@@ -116,6 +121,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema:
+            self.ema.load_state_dict(ckpt["ema"])
         restore_rng(ckpt["rng"])
         self.mix_rng.bit_generator.state = ckpt["mix_rng"]
         self.state = TrainState.from_checkpoint(ckpt["state"], self.device)
@@ -162,6 +169,7 @@ class Trainer:
         start = time.monotonic()
         mark = (s.totals.loss_sum.clone(), s.totals.n)  # the loss sum stays on the device: no wait per step
         for batch in self.loader.train(epoch, s.step):
+            self._set_lr(epoch * steps + s.step, steps)
             train_step(self.parts, batch, s.totals, self.watch, (epoch, s.step, batch["rows"]))
             s.step += 1
             if self.events.on and s.step % self.events.every == 0:  # one wait for the device per interval
@@ -182,17 +190,29 @@ class Trainer:
         self._end_epoch(epoch)
         return True
 
-    def _schedule(self, epoch: int) -> None:
-        """The epoch's learning rate, class weights (DRW) and train/eval modes."""
-        lr_scale = self.drw.lr_scale_at(epoch) if self.drw else 1.0
+    def _set_lr(self, step: int, steps_per_epoch: int) -> None:
+        """The step's learning rate: --lr x the schedule's factor x DRW's x the group's (the head's): host
+        arithmetic on Python floats, no device read."""
+        factor = lr_factor(self.cfg.schedule, step, steps_per_epoch, self.cfg.epochs, self.cfg.warmup_epochs)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * lr_scale
+            group["lr"] = self.cfg.lr * self._lr_scale * factor * group.get("lr_factor", 1.0)
+
+    def _schedule(self, epoch: int) -> None:
+        """The epoch's DRW factor, class weights (DRW), frozen backbone and train/eval modes."""
+        self._lr_scale = self.drw.lr_scale_at(epoch) if self.drw else 1.0
         if self.drw:
             self.loss_fn.set_weights(self.drw.weights_at(epoch))
             if epoch == self.drw.start_epoch:
                 log.info("epoch %d: DRW switches on: %s class weights, lr x%g", epoch + 1, self.method.weighting,
                          self.drw.lr_factor)
         self.ctx.stage.set_mode(self.model, self.cfg, epoch)
+        if self.cfg.freeze_backbone_epochs and not self.ctx.stage.frozen_backbone:
+            frozen = epoch < self.cfg.freeze_backbone_epochs
+            self.model.backbone.requires_grad_(not frozen)
+            if frozen:
+                self.model.backbone.eval()  # its BatchNorm statistics stay too
+            if epoch == self.cfg.freeze_backbone_epochs:
+                log.info("epoch %d: the backbone trains from now on (--freeze-backbone-epochs)", epoch + 1)
 
     def _non_finite(self, where, loss: torch.Tensor):
         epoch, step, rows = where
@@ -205,7 +225,10 @@ class Trainer:
 
     def predict(self, view: str):
         """(rows, labels, logits as float64) of every image of a split in index order, from all ranks."""
-        rows, labels, logits = infer(self.net, self.loader, view, self.ctx.amp)
+        return self._predict_with(self.net, view)
+
+    def _predict_with(self, net, view: str):
+        rows, labels, logits = infer(net, self.loader, view, self.ctx.amp)
         return rows, labels, logits.numpy().astype(np.float64)
 
     def _end_epoch(self, epoch: int) -> None:
@@ -217,7 +240,7 @@ class Trainer:
                         mine["seconds"]))
         t_logits, t_labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         n, seconds = sum(p[3] for p in parts), max(p[4] for p in parts)
-        _, v_labels, v_logits = self.predict("val")
+        _, v_labels, v_logits = self._predict_with(self.ema.module, "val") if self.ema else self.predict("val")
         task = self.task
         row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
                "train_loss": sum(p[2] for p in parts) / max(n, 1),
@@ -247,10 +270,19 @@ class Trainer:
                      was)
             s.best, s.best_epoch, s.since_best = row[key], row["epoch"], 0
             if self.world.main:
-                save_checkpoint(self.run / "best.pt", {"model": self.model.state_dict(), "epoch": row["epoch"],
+                save_checkpoint(self.run / "best.pt", {"model": self._validated_state(), "epoch": row["epoch"],
                                                        key: row[key], "config": self.cfg.to_dict()})
         else:
             s.since_best += 1
+
+    def _validated_state(self) -> dict:
+        """The weights validation used: the model's, or with --ema-decay the average (of the whole model, or of
+        the head that cRT on features trains, the backbone being the model's)."""
+        if not self.ema:
+            return self.model.state_dict()
+        if self.net is self.model:
+            return self.ema.state_dict()
+        return {**self.model.state_dict(), **{f"head.{k}": v for k, v in self.ema.state_dict().items()}}
 
     def finish(self, flag: StopFlag) -> str:
         """Evaluate the best checkpoint on val, balanced-test and test; write predictions and summary.json.
@@ -265,7 +297,7 @@ class Trainer:
                 return "interrupted"
         sel, name = self.task.select, self.task.select_name
         extra = {"best_epoch": s.best_epoch, f"best_val_{sel}": s.best, "epochs_run": s.epoch,
-                 "skipped_steps": s.skipped}
+                 "skipped_steps": s.skipped, "pretrained_leakage": self.meta.get("pretrained_leakage")}
         if self.world.main:
             summary = write_results(self.ctx, self.meta, preds, extra)
             log.info("done: best epoch %d of %d (val %s %.4f); test %s %.4f; %s", s.best_epoch, s.epoch, name, s.best,

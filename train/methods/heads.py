@@ -26,10 +26,11 @@ class NormedLinear(nn.Module):
         return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}, scale={self.scale}"
 
 
-def make_head(kind: str, num_features: int, num_classes: int) -> nn.Module:
-    """linear; normed: LDAM's cosine classifier times COSINE_SCALE; unbiased: linear without a bias (tau-norm's)."""
+def make_head(kind: str, num_features: int, num_classes: int, scale: float | None = None) -> nn.Module:
+    """linear; normed: LDAM's cosine classifier times ``scale`` (COSINE_SCALE unless --loss-param s sets it);
+    unbiased: linear without a bias (tau-norm's)."""
     if kind == "normed":
-        return NormedLinear(num_features, num_classes, COSINE_SCALE)
+        return NormedLinear(num_features, num_classes, COSINE_SCALE if scale is None else scale)
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; one of {', '.join(HEADS)}")
     return nn.Linear(num_features, num_classes, bias=kind == "linear")

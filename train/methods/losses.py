@@ -88,23 +88,27 @@ class Loss:
     make: Callable
     task: str
     uses_counts: bool
+    params: tuple[str, ...] = ()    # what --loss-param may set
 
 
 SL, ML = "single-label", "multi-label"
+DB_PARAMS = ("alpha", "beta", "mu", "neg_scale", "kappa", "gamma")
 LOSSES = {
     "ce": Loss(lambda c, w, n, **p: CrossEntropy(len(c), w, **p), SL, uses_counts=False),
-    "focal": Loss(lambda c, w, n, **p: Focal(len(c), w, **p), SL, uses_counts=False),
-    "ldam": Loss(lambda c, w, n, **p: LDAM(len(c), w, counts=c, **p), SL, uses_counts=True),
-    "logit-adjusted": Loss(lambda c, w, n, **p: LogitAdjusted(len(c), w, counts=c, **p), SL, uses_counts=True),
+    "focal": Loss(lambda c, w, n, **p: Focal(len(c), w, **p), SL, uses_counts=False, params=("gamma",)),
+    "ldam": Loss(lambda c, w, n, **p: LDAM(len(c), w, counts=c, **p), SL, uses_counts=True, params=("max_m", "s")),
+    "logit-adjusted": Loss(lambda c, w, n, **p: LogitAdjusted(len(c), w, counts=c, **p), SL, uses_counts=True,
+                           params=("tau",)),
     "balanced-softmax": Loss(lambda c, w, n, **p: LogitAdjusted(len(c), w, counts=c, tau=1.0, **p), SL,
                              uses_counts=True),
     "bce": Loss(lambda c, w, n, **p: FocalBCE(len(c), w, gamma=0.0, **p), ML, uses_counts=False),
-    "focal-bce": Loss(lambda c, w, n, **p: FocalBCE(len(c), w, **p), ML, uses_counts=False),
-    "asl": Loss(lambda c, w, n, **p: AsymmetricLoss(len(c), w, **p), ML, uses_counts=False),
+    "focal-bce": Loss(lambda c, w, n, **p: FocalBCE(len(c), w, **p), ML, uses_counts=False, params=("gamma",)),
+    "asl": Loss(lambda c, w, n, **p: AsymmetricLoss(len(c), w, **p), ML, uses_counts=False,
+                params=("gamma_pos", "gamma_neg", "clip")),
     "distribution-balanced": Loss(lambda c, w, n, **p: DistributionBalanced(len(c), w, counts=c, num_images=n, **p),
-                                  ML, uses_counts=True),
+                                  ML, uses_counts=True, params=DB_PARAMS),
     "logit-adjusted-bce": Loss(lambda c, w, n, **p: LogitAdjustedBCE(len(c), w, counts=c, num_images=n, **p), ML,
-                               uses_counts=True),
+                               uses_counts=True, params=("tau",)),
 }
 
 

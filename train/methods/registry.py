@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from shards.errors import UsageError
 
 from .heads import COSINE_SCALE
+from .losses import get_loss
+from .weighting import scheme_params
 
 
 @dataclass(frozen=True)
@@ -101,3 +103,29 @@ def check_task(method: Method, task: str, shards, flag: str = "--method") -> Non
     if method.task != task:
         raise UsageError(f"{flag} {method.name} is a {method.task} method and --shards {shards} holds {task} "
                          f"data; use one of: {', '.join(methods_for(task))}")
+
+
+def method_params(method: Method, given: dict) -> tuple[dict, dict]:
+    """(the loss's parameters, the class weighting's) of a run: the method's own, with --loss-param's over them;
+    a name neither takes is a UsageError naming those they take."""
+    loss_names, weight_names = get_loss(method.loss).params, scheme_params(method.weighting)
+    valid = param_names(method)
+    unknown = [name for name in given if name not in valid]
+    if unknown:
+        takes = f"takes {', '.join(valid)}" if valid else "takes none"
+        raise UsageError(f"--loss-param {unknown[0]}: the {method.name} method's loss ({method.loss}"
+                         f"{', ' + method.weighting + ' weighting' if weight_names else ''}) {takes}")
+    loss = {**method.loss_params, **{k: v for k, v in given.items() if k in loss_names}}
+    return loss, {k: v for k, v in given.items() if k in weight_names and k not in loss_names}
+
+
+def param_names(method: Method) -> tuple[str, ...]:
+    """What --loss-param may set for ``method``: its loss's parameters, then its class weighting's."""
+    loss_names = get_loss(method.loss).params
+    return (*loss_names, *(n for n in scheme_params(method.weighting) if n not in loss_names))
+
+
+def head_scale(method: Method, cfg: dict) -> float | None:
+    """The cosine head's scale when --loss-param s sets it (it is the LDAM loss's s), else None (the default)."""
+    return (cfg.get("loss_param") or {}).get("s") if method.head == "normed" else None
+

@@ -8,6 +8,8 @@
 """
 from dataclasses import dataclass
 
+import inspect
+
 import numpy as np
 
 
@@ -38,6 +40,11 @@ def _cb(n, beta: float = 0.9999):
 
 
 SCHEMES = {"none": _none, "rw": _rw, "cb": _cb}
+
+
+def scheme_params(scheme: str) -> tuple[str, ...]:
+    """What --loss-param may set of a weighting scheme (cb: beta)."""
+    return tuple(inspect.signature(SCHEMES[scheme]).parameters)[1:]
 
 
 def class_weights(scheme: str, counts, **params) -> np.ndarray:

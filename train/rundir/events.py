@@ -25,10 +25,13 @@ def tag(key: str) -> str:
 
 
 def hparams(config: dict) -> dict:
-    """The config's settings as TensorBoard takes them (numbers, strings, booleans; None as 'none')."""
+    """The config's settings as TensorBoard takes them (numbers, strings, booleans; None as 'none'; a mapping such
+    as --loss-param as one entry per key, ``loss_param.gamma``)."""
     out = {}
     for k, v in config.items():
-        if k not in NOT_HPARAMS and (v is None or isinstance(v, (bool, int, float, str))):
+        if isinstance(v, dict) and k not in NOT_HPARAMS:
+            out.update(hparams({f"{k}.{name}": x for name, x in v.items()}))
+        elif k not in NOT_HPARAMS and (v is None or isinstance(v, (bool, int, float, str))):
             out[k] = "none" if v is None else v
     return out
 

@@ -111,6 +111,7 @@ def model_from_safetensors(path: Path) -> tuple[torch.nn.Module, dict]:
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["cxr_lt"])
     arch = meta["architecture"]
-    model = build_model(arch["model"], len(meta["class_names"]), "none", arch["head"], arch["channels"])
+    model = build_model(arch["model"], len(meta["class_names"]), "none", arch["head"], arch["channels"],
+                        head_scale=arch.get("head_scale"))
     model.load_state_dict(load_file(str(path)))
     return model.eval(), meta

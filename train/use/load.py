@@ -23,7 +23,7 @@ from shards.manifest import check_image_settings, read_manifest
 
 from ..config import check_saved_config
 from ..loop.stages import STAGES, stage1_architecture
-from ..methods.registry import get_method
+from ..methods.registry import get_method, head_scale
 from ..models import build_model
 from ..rundir.checkpoint import load_checkpoint
 from .preprocess import Preprocess
@@ -111,7 +111,10 @@ def architecture(meta: dict) -> dict:
     method = get_method(cfg["method"])
     stage = STAGES[method.stage]
     model = stage1_architecture(cfg) if stage.from_stage1 else cfg["model"]
-    return {"model": model, "head": stage.saved_head(method, cfg), "channels": cfg.get("channels", 3)}
+    scale = head_scale(method, cfg) if stage.saved_head(method, cfg) == "normed" else None
+    return {"model": model, "head": stage.saved_head(method, cfg), "channels": cfg.get("channels", 3),
+            **({"head_scale": scale} if scale is not None else {}),
+            "input_scaling": (meta.get("input") or {}).get("scaling", "imagenet")}
 
 
 def shards_image(meta: dict, shards: str | Path | None, run: Path) -> dict:
@@ -137,7 +140,8 @@ def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str 
     meta = read_run(run)
     cfg, arch = meta["config"], architecture(meta)
     image = shards_image(meta, shards, run)
-    model = build_model(arch["model"], len(meta["class_names"]), "none", arch["head"], arch["channels"])
+    model = build_model(arch["model"], len(meta["class_names"]), "none", arch["head"], arch["channels"],
+                        head_scale=arch.get("head_scale"))
     ckpt = load_checkpoint(run / "best.pt")
     try:
         model.load_state_dict(ckpt["model"])
@@ -145,8 +149,10 @@ def load_model(run: str | Path, device: str | torch.device = "cpu", shards: str 
         raise UsageError(f"{run / 'best.pt'} does not fit a {arch['model']} with a {arch['head']} head (for cRT or "
                          f"tau-norm the stage-1 run {cfg.get('init_from')!r} tells the backbone; make it reachable "
                          f"there): {str(e).splitlines()[0]}") from e
+    spec = meta.get("input") or {}  # runs made before timm backbones: ImageNet's
     prep = Preprocess(image["size"], image["format"], image.get("quality", 95), cfg["image_size"], arch["channels"],
-                      image.get("window16", "sbit"))  # shards made before the field used sbit
+                      window16=image.get("window16", "sbit"),  # shards made before the field used sbit
+                      mean=tuple(spec["mean"]) if spec else None, std=tuple(spec["std"]) if spec else None)
     provenance = {k: meta.get(k) for k in ("git_commit", "index_sha256", "dataset", "synthetic", "precision")}
     task = meta.get("method", {}).get("task", "single-label")  # runs made before multi-label were single-label
     return TrainedModel(model.to(device).eval(), prep, meta["class_names"], cfg["method"], task,

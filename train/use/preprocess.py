@@ -48,10 +48,12 @@ class Preprocess:
     channels: int
     window16: str = "sbit"  # how the shards made 16-bit images 8-bit (manifest image.window16)
     any_modality: bool = False  # DICOM files of any modality, not radiographs only
+    mean: tuple[float, ...] | None = None  # the run's input scaling (config.json's input); None: ImageNet's
+    std: tuple[float, ...] | None = None
 
     @property
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        return normalisation(self.channels)
+        return (tuple(self.mean), tuple(self.std)) if self.mean is not None else normalisation(self.channels)
 
     def recipe(self) -> dict:
         """The steps as data (and in words): an export's metadata and its preprocess.py (``train.use.portable``)."""
@@ -80,7 +82,7 @@ class Preprocess:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 1, S, S) -> float (N, channels, S, S), as ``ShardLoader.to_input`` does it."""
-        return normalise(x, *scale_shift(self.channels, x.device), channels_last=False)
+        return normalise(x, *scale_shift(self.channels, x.device, self.mean_std), channels_last=False)
 
     def __call__(self, image) -> torch.Tensor:
         return self.normalise(self.pixels(image)[None])[0]

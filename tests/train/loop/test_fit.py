@@ -168,10 +168,15 @@ def test_a_changed_command_is_refused_on_the_command_line(stage1_run, shards_dir
     assert r.returncode == 2 and "lr: 0.001 -> 0.5" in r.stderr and "Traceback" not in r.stderr
 
 
+MODERN_FLAGS = ("--optimizer", "adamw", "--weight-decay", "0.05", "--schedule", "cosine", "--warmup-epochs", "0.5",
+                "--ema-decay", "0.9", "--grad-clip", "1", "--head-lr-factor", "10", "--freeze-backbone-epochs", "1")
+
+
 @pytest.mark.slow
-def test_kill_9_mid_epoch_then_rerun_equals_an_uninterrupted_run(shards_dir, tmp_path):
+@pytest.mark.parametrize("extra", [(), MODERN_FLAGS], ids=["paper", "adamw-cosine-warmup-ema-clip-freeze"])
+def test_kill_9_mid_epoch_then_rerun_equals_an_uninterrupted_run(shards_dir, tmp_path, extra):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    args = ("--method", "rw-ldam-drw", "--epochs", "3", "--checkpoint-minutes", "0")
+    args = ("--method", "rw-ldam-drw", "--epochs", "3", "--checkpoint-minutes", "0", *extra)
     assert subprocess.run(fit_cmd(shards_dir, whole, *args), capture_output=True).returncode == 0
     proc = subprocess.Popen(fit_cmd(shards_dir, killed, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(killed / "metrics.csv", proc)  # past the first epoch; checkpoints land every step from here
@@ -181,7 +186,8 @@ def test_kill_9_mid_epoch_then_rerun_equals_an_uninterrupted_run(shards_dir, tmp
     assert not (killed / "summary.json").exists() and state["epoch"] < 3
     assert subprocess.run(fit_cmd(shards_dir, killed, *args), capture_output=True).returncode == 0
     a, b = load_checkpoint(whole / "last.pt"), load_checkpoint(killed / "last.pt")
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    for part in ("model", "ema") if extra else ("model",):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
     drop = ["images_per_s", "seconds"]
     pd.testing.assert_frame_equal(pd.read_csv(whole / "metrics.csv").drop(columns=drop),
                                   pd.read_csv(killed / "metrics.csv").drop(columns=drop))

@@ -201,3 +201,12 @@ def test_every_predictions_parquet_names_its_classes_in_its_schema(run_fixture, 
         schema = pq.read_schema(path)
         assert json.loads(schema.metadata[b"class_names"]) == names, path
         assert schema.field("logits").type.list_size == len(names)
+
+
+def test_hparams_take_each_loss_param_as_its_own_entry_and_leave_out_what_tensorboard_cannot_show():
+    from train.rundir.events import hparams
+
+    got = hparams({"method": "focal", "loss_param": {"gamma": 3.0, "alpha": 0.25}, "pretrained": None,
+                   "epochs": 2, "folds": [1, 2]})
+    assert got == {"method": "focal", "loss_param.gamma": 3.0, "loss_param.alpha": 0.25, "pretrained": "none",
+                   "epochs": 2}
