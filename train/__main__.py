@@ -22,7 +22,8 @@ REQUIRED = {"fit": ("shards", "out"), "suite": ("shards",), "bench": ("shards",)
 # what only training uses: bench times steps, so these flags would change nothing there
 TRAINING_ONLY = ("out", "method", "init_from", "allow_unfinished", "resume", "epochs", "patience", "lr",
                  "checkpoint_minutes", "mixup_alpha", "drw_epoch", "drw_lr_factor", "crt_features", "sync_bn",
-                 "paper_bn_bug", "paper_ldam", "tensorboard")
+                 "paper_bn_bug", "paper_ldam", "tensorboard", "schedule", "warmup_epochs", "freeze_backbone_epochs",
+                 "pretrained_source")
 
 
 def parser(prog: str = "python -m train") -> argparse.ArgumentParser:

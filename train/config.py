@@ -161,6 +161,8 @@ def check_saved_config(path: Path, meta: dict, needed=("model", "method", "image
         if key in by_name:
             try:
                 checked(by_name[key], value)
+                if key == "model" and value not in MODELS:
+                    check_model_name(value)
             except UsageError as e:
                 raise UsageError(f"{path}: {e}; {fix}") from None
     names = meta.get("class_names")

@@ -64,7 +64,7 @@ DAMAGE = {
     "image_size '64'": (set_config("image_size", "64"), "not an int"),
     "image_size NaN": (set_config("image_size", float("nan")), "not an int"),
     "image_size 60000": (set_config("image_size", 60000), "must be <= 4096"),
-    "unknown model": (set_config("model", "resnet9000"), "not one of"),
+    "unknown model": (set_config("model", "resnet9000"), "nor a timm model"),
     "no image_size": (drop_config("image_size"), "has no image_size"),
     "no method": (drop_config("method"), "has no method"),
     "class names not a list": (set_meta("class_names", "Atelectasis"), "class_names"),
