@@ -46,12 +46,23 @@ def find_runs(paths) -> list[Path]:
     return runs
 
 
-def _numbers(summary: dict, task: str) -> dict:
+def _numbers(path: Path, summary: dict, task: str) -> dict:
+    """The table's numbers from one run's summary.json (``path``); one missing or not a number is a UsageError
+    naming it."""
     if task == "multi-label":
-        return {key: summary["test"][key] for key, _ in MULTILABEL_COLUMNS}
-    bt, test = summary["balanced_test"], summary["test"]
-    return {"head": bt["head"], "medium": bt["medium"], "tail": bt["tail"], "avg": bt["avg"],
-            "mf1": test["mf1"], "bacc": test["bacc"]}
+        wanted = {key: ("test", key) for key, _ in MULTILABEL_COLUMNS}
+    else:
+        wanted = {**{k: ("balanced_test", k) for k in ("head", "medium", "tail", "avg")},
+                  "mf1": ("test", "mf1"), "bacc": ("test", "bacc")}
+    out = {}
+    for key, (section, name) in wanted.items():
+        numbers = summary.get(section)
+        v = numbers.get(name) if isinstance(numbers, dict) else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise UsageError(f"{path}: {section}.{name} is {v!r}, not a number; the file was altered or is damaged: "
+                             f"rerun the run's fit command into a new --out")
+        out[key] = v
+    return out
 
 
 def _intervals(run: Path, task: str, n_boot: int, seed: int, by_patient: bool) -> dict:
@@ -72,7 +83,7 @@ def _spread(items: list, task: str, n_boot: int, seed: int, by_patient: bool) ->
     """The row's numbers and spread: sd over seeds, or the bootstrap interval of its one run where it has
     predictions."""
     columns = LAYOUT[task][0]
-    values = pd.DataFrame([_numbers(summary, task) for _, summary, _ in items])
+    values = pd.DataFrame([_numbers(run / "summary.json", summary, task) for run, summary, _ in items])
     if len(items) > 1:
         folds = items[0][2]["config"].get("folds", 0)
         seeds = len({meta["config"]["seed"] for _, _, meta in items})

@@ -10,6 +10,7 @@ into every checkpoint, and a resume refuses a changed one.
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -169,7 +170,22 @@ def check_saved_config(path: Path, meta: dict, needed=("model", "method", "image
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names) \
             or len(set(names)) != len(names):
         raise UsageError(f"{path}: 'class_names' is not a list of distinct class names; {fix}")
+    if "input" in meta and not _is_input_spec(meta["input"], cfg.get("channels", 3)):
+        raise UsageError(f"{path}: 'input' is not the model's input spec (scaling, and a mean and a positive std "
+                         f"per input channel); {fix}")
     return cfg
+
+
+def _is_input_spec(spec, channels) -> bool:
+    """{scaling, mean, std, ...} as ``train.models.input_spec`` writes it, for ``channels`` input channels."""
+    def numbers(v, positive=False):
+        return isinstance(v, list) and len(v) == channels and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and (x > 0 or not positive)
+            for x in v)
+    return isinstance(spec, dict) and isinstance(spec.get("scaling"), str) and numbers(spec.get("mean")) \
+        and numbers(spec.get("std"), positive=True)
+
+
 def loss_params(value) -> dict:
     """--loss-param's NAME=VALUE strings (or a config file's mapping) as {name: number}."""
     if isinstance(value, (list, tuple)):

@@ -7,11 +7,20 @@ from eval.runs import read_json
 SECTIONS = {"balanced_test": "balanced test set", "test": "test set", "val": "validation set"}
 
 
-def _number(v) -> str:
-    if isinstance(v, dict):
-        lo, hi = v["ci95"]
-        return f"{v['value']:.4f} (95% CI {lo:.4f} to {hi:.4f})"
-    return f"{v:.4f}"
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _number(v) -> str | None:
+    """A point estimate, or a report's {value, ci95}, as the card prints it; None for anything else (a damaged
+    file's entry is left out of the card, not a traceback)."""
+    if _is_number(v):
+        return f"{v:.4f}"
+    ci = v.get("ci95") if isinstance(v, dict) else None
+    if _is_number(v.get("value") if isinstance(v, dict) else None) and isinstance(ci, list) and len(ci) == 2 \
+            and all(map(_is_number, ci)):
+        return f"{v['value']:.4f} (95% CI {ci[0]:.4f} to {ci[1]:.4f})"
+    return None
 
 
 def metrics_lines(run: Path) -> list[str]:
@@ -20,14 +29,15 @@ def metrics_lines(run: Path) -> list[str]:
     source = report if report.is_file() else Path(run) / "summary.json"
     if not source.is_file():
         return ["No metrics: the run has no summary.json."]
-    summary = read_json(source)
+    summary = read_json(source)  # a JSON object, or a UsageError naming the file
     lines = []
     for section, words in SECTIONS.items():
-        for name, v in summary.get(section, {}).items():
-            if isinstance(v, (int, float)) or (isinstance(v, dict) and "ci95" in v):
-                lines.append(f"- {words}, {name}: {_number(v)}")
+        values = summary.get(section)
+        for name, v in (values.items() if isinstance(values, dict) else ()):
+            if (text := _number(v)) is not None:
+                lines.append(f"- {words}, {name}: {text}")
     if source == report:
-        b = summary.get("bootstrap", {})
+        b = summary["bootstrap"] if isinstance(summary.get("bootstrap"), dict) else {}
         lines.append(f"\nIntervals: {b.get('interval', '95% percentile')} bootstrap over {b.get('resamples')} "
                      f"resamples of {b.get('unit', 'image')}s (`cxr-lt eval report`).")
     else:

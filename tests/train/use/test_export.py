@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from shards.errors import UsageError
 from train import load_model
 from train.__main__ import main
 from train.use.export import EXTRA_FILE, FORMATS, export, model_from_safetensors
@@ -164,3 +165,20 @@ def test_onnx_without_onnxscript_is_a_usage_error_naming_the_extra(stage1_run, t
     with pytest.raises(UsageError, match=r"pip install 'cxr-lt\[onnx\]'"):
         export(load_model(stage1_run), "onnx", tmp_path / "model.onnx", stage1_run)
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_the_card_leaves_out_what_a_damaged_summary_holds_instead_of_failing(stage1_run, tmp_path):
+    from train.use.card import metrics_lines
+
+    run = tmp_path / "run"
+    shutil.copytree(stage1_run, run)
+    summary = json.loads((run / "summary.json").read_text())
+    good = summary["test"]["bacc"]
+    summary.update({"val": 7, "balanced_test": {"bacc": "high", "auroc": {"value": 0.5, "ci95": [0.4]}}})
+    (run / "summary.json").write_text(json.dumps(summary))
+    lines = metrics_lines(run)
+    assert f"- test set, bacc: {good:.4f}" in lines
+    assert not any("validation set" in line or "balanced test set" in line for line in lines)
+    (run / "summary.json").write_text("[1, 2]")
+    with pytest.raises(UsageError, match="summary.json is damaged"):
+        metrics_lines(run)
