@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from shards.errors import UsageError
 from train.__main__ import main
