@@ -6,6 +6,7 @@ import pandas as pd
 
 from . import figures
 from . import metrics as m
+from .intervals import NAME, NOTE, clopper_pearson
 from .report_page import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
 from .runs import run_meta, run_predictions
 from .tasks import softmax
@@ -37,8 +38,10 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
     if full:
         out["test"]["auroc"] = _with_ci(lambda y, s: m.macro_auroc(y, s), test.labels, softmax(test.logits), **t_kw)
         out["test"]["mcc"] = _with_ci(lambda y, p: m.mcc(y, p, c), test.labels, test.predicted, **t_kw)
-        _, low, high = m.bootstrap_ci(lambda y, p: m.per_class_accuracy(y, p, c), bt.labels, bt.predicted, **bt_kw)
+        cm = m.confusion_matrix(bt.labels, bt.predicted, c)
+        low, high = clopper_pearson(np.diag(cm), cm.sum(axis=1))
         out["balanced_test"]["per_class_ci95"] = dict(zip(names, np.c_[low, high].tolist()))
+        out["balanced_test"]["per_class_interval"] = NAME
     out["groups"] = dict(zip(names, groups))
     out["images"] = {"balanced_test": len(bt.labels), "test": len(test.labels),
                      "balanced_test_per_class": dict(zip(names, np.bincount(bt.labels, minlength=c).tolist()))}
@@ -87,7 +90,8 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str
              f"accuracy), AUROC (macro one-vs-rest) and MCC: on test ({n['test']} images). "
              + bootstrap_note(s["bootstrap"]) + " " + scores_note(run_meta(run)))
     return page(run, s, headline, notes,
-                ["Recall (accuracy of the class) on balanced-test with its 95% interval; F1 and AUROC on test.", "",
+                [f"Recall (accuracy of the class) on balanced-test with its 95% {NAME} interval; F1 and AUROC on "
+                 f"test. Recall_lo, recall_hi: the {NOTE}.", "",
                  markdown_table(per_class)], figure_links)
 
 
