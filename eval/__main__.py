@@ -7,6 +7,7 @@ from pathlib import Path
 from shards.errors import UsageError
 from shards.flags import int_at_least
 
+from .calibration_report import CALIBRATIONS
 from .report import report
 from .table import find_runs, table_files, write_table
 
@@ -22,6 +23,9 @@ def parse(argv):
     r.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")
     r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     r.add_argument("--by-patient", action="store_true", help="bootstrap whole patients, not images")
+    r.add_argument("--calibrate", choices=CALIBRATIONS, default="none",
+                   help="temperature: fit a temperature on val by NLL (one per class for multi-label) and report "
+                        "ECE / NLL / Brier on test before and after it")
     t = sub.add_parser("table", help="the paper's Table 1, or the multi-label table, for runs or suite dirs "
                                      "(md, tex, csv, comparison png)",
                        formatter_class=defaults)
@@ -39,7 +43,7 @@ def main(argv=None) -> int:
     a = parse(argv)
     try:
         if a.cmd == "report":
-            out = report(a.run, a.resamples, a.seed, a.by_patient)
+            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate)
             print((out / "report.md").read_text())
             print(f"written to {out}")
         else:

@@ -212,3 +212,22 @@ def suite_comparison(table: pd.DataFrame, title: str) -> Figure:
     fig.legend(handles=handles + bars, loc="outside lower center", ncol=3, frameon=False, fontsize=8)
     fig.suptitle(wrapped(title, 130))
     return fig
+
+
+def reliability_diagram(curves: dict[str, tuple], title: str) -> Figure:
+    """Accuracy against mean confidence per bin for each curve (label -> (counts, confidence, accuracy)), the
+    diagonal of perfect calibration, and the image count per bin below."""
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5.5, 6), height_ratios=(3, 1), sharex=True, layout="constrained")
+    ax.plot([0, 1], [0, 1], ls=":", color="0.4", label="perfectly calibrated")
+    bins = len(next(iter(curves.values()))[0])
+    centres = (np.arange(bins) + 0.5) / bins
+    for (label, (counts, conf, acc)), colour in zip(curves.items(), ("#1f77b4", "#ff7f0e")):
+        ax.plot(conf, acc, marker="o", ms=4, color=colour, label=label)
+        ax_n.bar(centres, counts, width=1 / bins, color=colour, alpha=0.5, label=label)
+    ax.set(ylabel="accuracy (fraction correct / positive)", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title(wrapped(title, 60), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    ax_n.set(xlabel="confidence (mean predicted probability of the bin)", ylabel="images")
+    ax_n.set_yscale("symlog")
+    return fig

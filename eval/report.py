@@ -10,22 +10,26 @@ from pathlib import Path
 from shards.atomic import make_dir, write_atomic
 
 from . import multilabel_report, single_label_report
+from .calibration_report import calibration_numbers, write_reliability
 from .runs import finished, read_json, task_of_run
 
 REPORTS = {"single-label": single_label_report, "multi-label": multilabel_report}
 
 
-def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False) -> Path:
-    """Writes the report into RUN/report/, or RUN/report-by-patient/; returns that dir."""
+def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False, calibrate: str = "none") -> Path:
+    """Writes the report into RUN/report/, or RUN/report-by-patient/; returns that dir. ``calibrate``:
+    "temperature" adds the numbers after temperature scaling fitted on val."""
     run = finished(run)
-    task_report = REPORTS[task_of_run(run)]
+    task = task_of_run(run)
+    task_report = REPORTS[task]
     logged = read_json(run / "summary.json")
     out = run / ("report-by-patient" if by_patient else "report")  # by-image and by-patient reports side by side
     make_dir(out)
     s = task_report.numbers(run, n_boot, seed, by_patient)
+    s.update(task=task, calibration=calibration_numbers(run, task, calibrate))
     write_atomic(out / "summary.json", json.dumps(s, indent=1))
     per_class = task_report.per_class_table(run, s)
     write_atomic(out / "per_class.csv", per_class.to_csv(index=False))
-    links = task_report.write_figures(run, out, s, logged.get("best_epoch"))
+    links = {**task_report.write_figures(run, out, s, logged.get("best_epoch")), **write_reliability(run, out, task, s)}
     write_atomic(out / "report.md", task_report.markdown(run, s, per_class, links))
     return out

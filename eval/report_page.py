@@ -6,7 +6,7 @@ import pandas as pd
 
 from shards.errors import UsageError
 
-from . import figures
+from . import calibration_report, figures
 from .runs import SYNTHETIC, describe, is_synthetic, read_json
 
 
@@ -57,7 +57,10 @@ def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[st
     """report.md of either task: the title (with the bootstrap's unit), the main table and what its numbers are,
     the per-class section and the figures (file -> alt text)."""
     heading = f"# Report: {title(s, run)}; 95% intervals by {s['bootstrap']['unit']}"
-    lines = [heading, "", *headline, "", notes, "", "## Per class", "", *per_class, "", "## Figures", ""]
+    lines = [heading, "", *headline, "", notes, "", "## Per class", "", *per_class, ""]
+    if "calibration" in s:
+        lines += calibration_report.section(s, s.get("task", "single-label"))
+    lines += ["## Figures", ""]
     lines += [f"![{alt}]({name})" for name, alt in figure_links.items()]
     return "\n".join(lines) + "\n"
 
