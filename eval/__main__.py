@@ -1,4 +1,4 @@
-"""python -m eval report RUN | table DIR_OR_RUNS... --out PREFIX"""
+"""python -m eval report RUN | table DIR_OR_RUNS... --out PREFIX | ensemble RUN1 RUN2 ... --out DIR"""
 import argparse
 import logging
 import sys
@@ -8,6 +8,7 @@ from shards.errors import UsageError
 from shards.flags import int_at_least
 
 from .calibration_report import CALIBRATIONS
+from .ensemble import COMBINES, ensemble
 from .report import report
 from .table import find_runs, table_files, write_table
 
@@ -35,6 +36,14 @@ def parse(argv):
                    help="prefix: writes PREFIX.md, .tex, .csv, .png (required)")
     t.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")
     t.add_argument("--by-patient", action="store_true", help="bootstrap whole patients, not images")
+    e = sub.add_parser("ensemble", help="combine the probabilities of runs of the same shards into a run-like dir "
+                                        "that report and table read", formatter_class=defaults)
+    e.add_argument("runs", nargs="+", type=Path, help="run dirs of one task, shards and classes")
+    e.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
+                   help="a new dir for the ensemble (required)")
+    e.add_argument("--combine", choices=sorted(COMBINES), default="mean",
+                   help="mean: of the probabilities; logit-mean: softmax (sigmoid) of the mean logits; geometric: "
+                        "the normalised geometric mean of the probabilities (equal to logit-mean)")
     return p.parse_args(argv)
 
 
@@ -46,6 +55,8 @@ def main(argv=None) -> int:
             out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate)
             print((out / "report.md").read_text())
             print(f"written to {out}")
+        elif a.cmd == "ensemble":
+            print(f"written to {ensemble(a.runs, a.out, a.combine)}; python -m eval report {a.out} reads it")
         else:
             if not find_runs(a.paths):
                 raise UsageError(f"no finished runs (summary.json) in {', '.join(map(str, a.paths))}; give run dirs "
