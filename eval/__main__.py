@@ -27,13 +27,15 @@ def parse(argv):
     r.add_argument("--calibrate", choices=CALIBRATIONS, default="none",
                    help="temperature: fit a temperature on val by NLL (one per class for multi-label) and report "
                         "ECE / NLL / Brier on test before and after it")
+    r.add_argument("--counts", action="store_true",
+                   help="the confusion matrix's cells in images, not percent of the row")
     t = sub.add_parser("table", help="the paper's Table 1, or the multi-label table, for runs or suite dirs "
-                                     "(md, tex, csv, comparison png)",
+                                     "(md, tex, csv, comparison png and pdf)",
                        formatter_class=defaults)
     t.add_argument("paths", nargs="+", type=Path, help="run dirs, or suite dirs holding them")
     # no default to show: SUPPRESS keeps ArgumentDefaultsHelpFormatter from adding "(default: None)"
     t.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
-                   help="prefix: writes PREFIX.md, .tex, .csv, .png (required)")
+                   help="prefix: writes PREFIX.md, .tex, .csv, .png, .pdf (required)")
     t.add_argument("--resamples", type=int_at_least(1), default=1000, help="bootstrap resamples for the intervals")
     t.add_argument("--by-patient", action="store_true", help="bootstrap whole patients, not images")
     e = sub.add_parser("ensemble", help="combine the probabilities of runs of the same shards into a run-like dir "
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
     a = parse(argv)
     try:
         if a.cmd == "report":
-            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate)
+            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate, a.counts)
             print((out / "report.md").read_text())
             print(f"written to {out}")
         elif a.cmd == "ensemble":

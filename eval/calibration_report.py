@@ -65,9 +65,9 @@ def curves(run: Path, task: str, s: dict) -> dict[str, tuple]:
     return out
 
 
-def write_reliability(run: Path, out: Path, task: str, s: dict) -> dict[str, str]:
-    """reliability.png (and .pdf); its link."""
+def write_reliability(run: Path, out: Path, task: str, s: dict, title: str) -> dict[str, str]:
+    """reliability.png (and .pdf) titled ``title``; its link."""
     what = "top-label" if task == "single-label" else "every image and class pooled"
-    figures.save(figures.reliability_diagram(curves(run, task, s), f"Reliability on test ({what})"),
-                 out / "reliability.png")
-    return {"reliability.png": "reliability diagram"}
+    figures.save(figures.reliability_diagram(curves(run, task, s), f"{title} ({what})"), out / "reliability.png")
+    return {"reliability.png": f"reliability diagram on test ({what}): accuracy against confidence in "
+                               f"{BINS} equal-width bins, the image count per bin below"}

@@ -13,7 +13,7 @@ import pandas as pd
 from . import figures
 from . import metrics as m
 from .intervals import NAME, clopper_pearson
-from .report_page import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
+from .report_page import about, bootstrap_note, headline_table, markdown_table, page, short_title, training_curves
 from .runs import run_meta, run_predictions
 from .summary import GROUPS_NOTE, RESAMPLE_NOTE, MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
 from .tasks import sigmoid
@@ -46,7 +46,8 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
                         "group": groups[i], "threshold": float(thresholds[i])} for i, name in enumerate(names)}
     return {"task": "multi-label", "test": {key: entry(i) for i, key in enumerate(MULTILABEL_KEYS)},
             "per_class": per_class, "groups": dict(zip(names, groups)),
-            "images": {"val": len(val.labels), "test": len(test.labels)}, "per_class_interval": NAME, **about(run, meta, n_boot, seed, by_patient)}
+            "images": {"val": len(val.labels), "test": len(test.labels)}, "per_class_interval": NAME,
+            **about(run, meta, n_boot, seed, by_patient)}
 
 
 def per_class_table(run: Path, s: dict) -> pd.DataFrame:
@@ -87,21 +88,27 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str
                 [intro, "", markdown_table(per_class, UNDEFINED)], figure_links)
 
 
-def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str, str]:
-    """The report's figures; returns their links (file -> alt text)."""
+def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None, counts: bool = False) -> dict[str, str]:
+    """The report's figures; returns their links (file -> caption). ``counts``: for the single-label report's
+    confusion matrix (none here)."""
     meta = run_meta(run)
-    heading = title(s, run)
     links = training_curves(run, out, s, best_epoch, "multi-label")
     pc = s["per_class"]
+    test = run_predictions(run, "test")
+    counted = test.labels >= 0
+    prevalence = ((test.labels > 0) & counted).sum(axis=0) / np.maximum(counted.sum(axis=0), 1)
     bars = {"per_class": {k: r["ap"]["value"] for k, r in pc.items()},
             "per_class_ci95": {k: r["ap"]["ci95"] for k, r in pc.items()}}
     figures.save(figures.per_class_bars(bars, {k: r["support"] for k, r in pc.items()}, s["groups"],
-                                        f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}",
-                                        ylabel="average precision on test (AP; n: test positives)"),
+                                        short_title(s, "per-class AP, test"),
+                                        ylabel="average precision on test (AP; n: test positives)",
+                                        prevalence=dict(zip(meta["class_names"], prevalence))),
                  out / "per_class_ap.png")
-    test = run_predictions(run, "test")
     examples = figures.pr_examples(test.labels, meta["groups"])
     figures.save(figures.pr_curves(test.labels, sigmoid(test.logits), examples, meta["class_names"],
-                                   f"{heading}\nprecision-recall on test: the class of each group with the most "
-                                   "test positives"), out / "pr_curves.png")
-    return {**links, "per_class_ap.png": "per-class AP", "pr_curves.png": "precision-recall curves"}
+                                   short_title(s, "precision-recall, test")), out / "pr_curves.png")
+    return {**links,
+            "per_class_ap.png": "per-class AP on test with its 95% bootstrap interval, classes by group, each "
+                                "class's prevalence marked (the AP of a random ranking)",
+            "pr_curves.png": "precision-recall curves on test of the class of each group with the most test "
+                             "positives, each with its prevalence (the precision of a random ranking) dotted"}

@@ -1,6 +1,7 @@
 """python -m eval report RUN: the run's numbers with 95% bootstrap intervals, tables and figures.
 
 Each task has its report module (numbers, per_class_table, write_figures, markdown); this one picks the run's.
+Every figure comes as PNG and PDF, its caption (with the run's details) in captions.md.
 Everything comes from the saved predictions and metrics.csv, so a report needs neither the model nor a GPU,
 and its point estimates equal what the run logged.
 """
@@ -11,14 +12,17 @@ from shards.atomic import make_dir, write_atomic
 
 from . import multilabel_report, single_label_report
 from .calibration_report import calibration_numbers, write_reliability
+from .report_page import short_title, write_captions
 from .runs import finished, read_json, task_of_run
 
 REPORTS = {"single-label": single_label_report, "multi-label": multilabel_report}
 
 
-def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False, calibrate: str = "none") -> Path:
+def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False, calibrate: str = "none",
+           counts: bool = False) -> Path:
     """Writes the report into RUN/report/, or RUN/report-by-patient/; returns that dir. ``calibrate``:
-    "temperature" adds the numbers after temperature scaling fitted on val."""
+    "temperature" adds the numbers after temperature scaling fitted on val; ``counts``: the confusion matrix's
+    cells in images, not percent."""
     run = finished(run)
     task = task_of_run(run)
     task_report = REPORTS[task]
@@ -30,6 +34,8 @@ def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fals
     write_atomic(out / "summary.json", json.dumps(s, indent=1))
     per_class = task_report.per_class_table(run, s)
     write_atomic(out / "per_class.csv", per_class.to_csv(index=False))
-    links = {**task_report.write_figures(run, out, s, logged.get("best_epoch")), **write_reliability(run, out, task, s)}
+    links = {**task_report.write_figures(run, out, s, logged.get("best_epoch"), counts),
+             **write_reliability(run, out, task, s, short_title(s, "reliability on test"))}
+    write_captions(run, out, s, links)
     write_atomic(out / "report.md", task_report.markdown(run, s, per_class, links))
     return out

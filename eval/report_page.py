@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shards.atomic import write_atomic
 from shards.errors import UsageError
 
 from . import calibration_report, figures
+from .intervals import NAME as INTERVAL_NAME
 from .runs import SYNTHETIC, describe, is_synthetic, read_json
 
 
@@ -39,6 +41,21 @@ def title(s: dict, run: Path) -> str:
     """'ce on nih-cxr-lt, model tiny, seed 0 (run ce)', marked when the pixels are synthetic."""
     meta = {"dataset": s["dataset"], "config": {"model": s["model"], "seed": s["seed"]}}
     return f"{s['method']} on {describe([meta])} (run {run.name})" + (f" - {SYNTHETIC}" if s["synthetic"] else "")
+
+
+def short_title(s: dict, what: str) -> str:
+    """A figure's title: the method and what the figure shows (the run's details go to captions.md), marked
+    when the pixels are synthetic, so such a figure never passes for a real result."""
+    return f"{s['method']}: {what}" + (" - SYNTHETIC pixels" if s["synthetic"] else "")
+
+
+def write_captions(run: Path, out: Path, s: dict, links: dict[str, str]) -> None:
+    """captions.md: each figure (PNG and PDF) with what it shows and the run it comes from."""
+    lines = [f"# Figures of {title(s, run)}", ""]
+    lines += [f"- `{name}` (vector: `{Path(name).with_suffix('.pdf')}`): {caption}." for name, caption in links.items()]
+    lines += ["", bootstrap_note(s["bootstrap"], "Bootstrap intervals") + " Per-class recall intervals: 95% "
+              f"{INTERVAL_NAME}."]
+    write_atomic(out / "captions.md", "\n".join(lines) + "\n")
 
 
 def bootstrap_note(b: dict, marks: str = "Brackets") -> str:
@@ -93,5 +110,7 @@ def training_curves(run: Path, out: Path, s: dict, best_epoch: int | None, task:
     if not len(history):
         return {}
     loss = read_json(run / "config.json")["method"]["loss"]
-    figures.save(figures.training_curves(history, best_epoch, loss, title(s, run), task), out / "training_curves.png")
-    return {"training_curves.png": "training curves"}
+    figures.save(figures.training_curves(history, best_epoch, loss, short_title(s, "training curves"), task),
+                 out / "training_curves.png")
+    return {"training_curves.png": "training curves: the method's loss, the plain validation loss, the selection "
+                                   "metric and AUROC per epoch, the best epoch dotted"}

@@ -7,7 +7,7 @@ import pandas as pd
 from . import figures
 from . import metrics as m
 from .intervals import NAME, NOTE, clopper_pearson
-from .report_page import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
+from .report_page import about, bootstrap_note, headline_table, markdown_table, page, short_title, training_curves
 from .runs import run_meta, run_predictions
 from .tasks import softmax
 
@@ -95,16 +95,22 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str
                  markdown_table(per_class)], figure_links)
 
 
-def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str, str]:
-    """The report's figures; returns their links (file -> alt text)."""
+def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None, counts: bool = False) -> dict[str, str]:
+    """The report's figures (``counts``: the confusion matrix's cells in images, not percent); returns their
+    links (file -> caption)."""
     meta = run_meta(run)
-    heading = title(s, run)
     links = training_curves(run, out, s, best_epoch, "single-label")
     bt = run_predictions(run, "balanced-test")
     cm = m.confusion_matrix(bt.labels, bt.predicted, len(meta["class_names"]))
-    figures.save(figures.confusion(cm, meta["class_names"], f"{heading}\nbalanced-test"),
-                 out / "confusion_balanced_test.png")
+    by_frequency = np.argsort(-np.asarray(meta["train_counts"]), kind="stable")
+    figures.save(figures.confusion(cm, meta["class_names"], short_title(s, "confusion matrix, balanced-test"),
+                                   by_frequency, counts), out / "confusion_balanced_test.png")
     bars = figures.per_class_bars(s["balanced_test"], s["images"]["balanced_test_per_class"], s["groups"],
-                                  f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}")
+                                  short_title(s, "per-class recall, balanced-test"),
+                                  interval=f"95% {NAME} interval")
     figures.save(bars, out / "per_class_accuracy.png")
-    return {**links, "confusion_balanced_test.png": "confusion matrix", "per_class_accuracy.png": "per-class recall"}
+    return {**links,
+            "confusion_balanced_test.png": "confusion matrix on balanced-test, rows and columns by training "
+                                           "frequency (most first), row-normalised, empty cells blank",
+            "per_class_accuracy.png": f"per-class recall on balanced-test with its 95% {NAME} interval, classes "
+                                      "by group"}

@@ -233,13 +233,13 @@ def render(table: pd.DataFrame) -> dict[str, str]:
 
 
 def table_files(prefix: Path) -> list[Path]:
-    """What write_table writes: PREFIX.md, .tex, .csv and .png."""
+    """What write_table writes: PREFIX.md, .tex, .csv, .png and .pdf (the figure as vector)."""
     prefix = Path(prefix)
-    return [prefix.with_name(f"{prefix.name}.{ext}") for ext in ("md", "tex", "csv", "png")]
+    return [prefix.with_name(f"{prefix.name}.{ext}") for ext in ("md", "tex", "csv", "png", "pdf")]
 
 
 def write_table(paths, prefix: Path, n_boot: int = 1000, by_patient: bool = False) -> str:
-    """PREFIX.md, .tex, .csv and the comparison figure PREFIX.png; returns the Markdown."""
+    """PREFIX.md, .tex, .csv and the comparison figure PREFIX.png and .pdf; returns the Markdown."""
     from .figures import save, suite_comparison
 
     runs = find_runs(paths)
@@ -248,8 +248,8 @@ def write_table(paths, prefix: Path, n_boot: int = 1000, by_patient: bool = Fals
                          f"give run dirs or suite dirs whose runs have finished")
     table = collect(runs, n_boot=n_boot, by_patient=by_patient)
     out = render(table)
-    *texts, png = table_files(prefix)
-    for path in (*texts, png):
+    *texts, png, pdf = table_files(prefix)
+    for path in (*texts, png, pdf):
         refuse_run_file(path, runs)
     make_dir(png.parent)
     for path in texts:

@@ -201,12 +201,13 @@ def test_the_table_command_says_which_files_it_wrote_and_its_help_shows_no_defau
 
     run = fake_run(tmp_path, "ce", "ce", 0, 0.2)
     assert main(["table", str(run), "--out", str(tmp_path / "t")]) == 0
-    written = f"written: {tmp_path}/t.md, {tmp_path}/t.tex, {tmp_path}/t.csv, {tmp_path}/t.png"
+    written = f"written: {tmp_path}/t.md, {tmp_path}/t.tex, {tmp_path}/t.csv, {tmp_path}/t.png, {tmp_path}/t.pdf"
     assert capsys.readouterr().out.splitlines()[-1] == written
+    assert (tmp_path / "t.pdf").read_bytes().startswith(b"%PDF")
     with pytest.raises(SystemExit):
         main(["table", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--out OUT prefix: writes PREFIX.md, .tex, .csv, .png (required) --resamples" in help_text
+    assert "--out OUT prefix: writes PREFIX.md, .tex, .csv, .png, .pdf (required) --resamples" in help_text
     assert "(default: None)" not in help_text
 
 
