@@ -27,6 +27,10 @@ def parse(argv):
     r.add_argument("--calibrate", choices=CALIBRATIONS, default="none",
                    help="temperature: fit a temperature on val by NLL (one per class for multi-label) and report "
                         "ECE / NLL / Brier on test before and after it")
+    r.add_argument("--by", metavar="COLUMN", help="headline numbers per subgroup of this column of --metadata "
+                   "(sex, age band, view, or any column's name)")
+    r.add_argument("--metadata", type=Path, metavar="CSV", help="a CSV with an image id column (NIH: "
+                   "Data_Entry_2017_v2020.csv) joined on the run's test images")
     r.add_argument("--counts", action="store_true",
                    help="the confusion matrix's cells in images, not percent of the row")
     t = sub.add_parser("table", help="the paper's Table 1, or the multi-label table, for runs or suite dirs "
@@ -54,7 +58,7 @@ def main(argv=None) -> int:
     a = parse(argv)
     try:
         if a.cmd == "report":
-            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate, a.counts)
+            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate, a.counts, a.by, a.metadata)
             print((out / "report.md").read_text())
             print(f"written to {out}")
         elif a.cmd == "ensemble":

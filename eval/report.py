@@ -9,20 +9,26 @@ import json
 from pathlib import Path
 
 from shards.atomic import make_dir, write_atomic
+from shards.errors import UsageError
 
 from . import multilabel_report, single_label_report
 from .calibration_report import calibration_numbers, write_reliability
 from .report_page import short_title, write_captions
-from .runs import finished, read_json, task_of_run
+from .runs import finished, read_json, run_predictions, task_of_run
+from .subgroups import subgroup_numbers
 
 REPORTS = {"single-label": single_label_report, "multi-label": multilabel_report}
 
 
 def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = False, calibrate: str = "none",
-           counts: bool = False) -> Path:
+           counts: bool = False, by: str | None = None, metadata: Path | None = None) -> Path:
     """Writes the report into RUN/report/, or RUN/report-by-patient/; returns that dir. ``calibrate``:
     "temperature" adds the numbers after temperature scaling fitted on val; ``counts``: the confusion matrix's
-    cells in images, not percent."""
+    cells in images, not percent; ``by`` and ``metadata``: the headline numbers per subgroup of that column of
+    that CSV."""
+    if (by is None) != (metadata is None):
+        raise UsageError("--by COLUMN and --metadata CSV go together: give both (for example --by sex --metadata "
+                         "Data_Entry_2017_v2020.csv), or neither")
     run = finished(run)
     task = task_of_run(run)
     task_report = REPORTS[task]
@@ -31,6 +37,8 @@ def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fals
     make_dir(out)
     s = task_report.numbers(run, n_boot, seed, by_patient)
     s.update(task=task, calibration=calibration_numbers(run, task, calibrate))
+    if by is not None:
+        s["subgroups"] = subgroup_numbers(run_predictions(run, "test"), task, by, metadata)
     write_atomic(out / "summary.json", json.dumps(s, indent=1))
     per_class = task_report.per_class_table(run, s)
     write_atomic(out / "per_class.csv", per_class.to_csv(index=False))

@@ -7,7 +7,7 @@ import pandas as pd
 from shards.atomic import write_atomic
 from shards.errors import UsageError
 
-from . import calibration_report, figures
+from . import calibration_report, figures, subgroups
 from .intervals import NAME as INTERVAL_NAME
 from .runs import SYNTHETIC, describe, is_synthetic, read_json
 
@@ -77,6 +77,8 @@ def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[st
     lines = [heading, "", *headline, "", notes, "", "## Per class", "", *per_class, ""]
     if "calibration" in s:
         lines += calibration_report.section(s, s.get("task", "single-label"))
+    if "subgroups" in s:
+        lines += subgroups.section(s["subgroups"], s.get("task", "single-label"))
     lines += ["## Figures", ""]
     lines += [f"![{alt}]({name})" for name, alt in figure_links.items()]
     return "\n".join(lines) + "\n"
