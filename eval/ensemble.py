@@ -1,24 +1,20 @@
-"""python -m eval ensemble RUN1 RUN2 ... --out DIR: the runs' probabilities combined into a run-like dir (config.json,
-predictions/, summary.json) that eval report and eval table read like any run.
+"""python -m eval ensemble RUN1 RUN2 ... --out DIR: the runs' probabilities combined into a run-like dir
+(eval.derived_run) that eval report and eval table read like any run; a multi-label ensemble's F1 thresholds are
+tuned on its own val predictions.
 
 Only runs that predict on the same thing combine: one task, one shards index, the same classes, the same images
-with the same labels in every split. The combined probabilities are saved as logits whose softmax (sigmoid for
-multi-label) gives them back, so every reader scores them as it scores a run; a multi-label ensemble's F1
-thresholds are tuned on its own val predictions, as a run's are (eval.summary).
+with the same labels in every split.
 """
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from shards.atomic import make_dir, write_atomic
 from shards.errors import UsageError
 
-from .metrics import balanced_accuracy
-from .predictions import Predictions, write_predictions
+from .derived_run import write_derived_run
+from .predictions import Predictions
 from .runs import finished, read_json, refuse_run_file, run_meta, run_predictions, task_of_run
-from .summary import multilabel_metrics, paper_metrics
 from .tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -36,15 +32,6 @@ def _mean_logits(logits: list[np.ndarray], task: str) -> np.ndarray:
 # probabilities, is softmax (sigmoid) of the mean logit: log-softmax differs from the logits by one constant per
 # image, and the geometric means of p and 1 - p normalise to sigmoid of the mean logit; so it is that function
 COMBINES = {"mean": _mean_probs, "logit-mean": _mean_logits, "geometric": _mean_logits}
-EPS = 1e-12  # keeps a probability of exactly 0 or 1 a finite logit
-
-
-def as_logits(probs: np.ndarray, task: str) -> np.ndarray:
-    """Logits whose softmax (sigmoid) is ``probs``: log p, or log p - log(1 - p)."""
-    p = np.clip(probs, EPS, 1 - EPS)
-    return np.log(p) if task == "single-label" else np.log(p) - np.log1p(-p)
-
-
 def splits(task: str) -> tuple[str, ...]:
     return ("val", "test") if task == "multi-label" else ("val", "balanced-test", "test")
 
@@ -94,27 +81,16 @@ def ensemble(runs: list[Path], out: Path, combine: str = "mean") -> Path:
     task = task_of_run(runs[0])
     preds = check_same_predictions(runs, task)
     metas = [run_meta(r) for r in runs]
-    make_dir(out)
     combined = {}
     for split, members in preds.items():
-        probs = COMBINES[combine]([p.logits for p in members], task)
         first = members[0]
-        write_predictions(out / "predictions" / f"{split}.parquet", first.keys, first.patients, first.labels,
-                          as_logits(probs, task))
-        combined[split] = (first.labels, as_logits(probs, task))
+        combined[split] = Predictions(first.keys, first.patients, first.labels,
+                                      COMBINES[combine]([p.logits for p in members], task))
         log.info("%s: %d images combined (%s of %d runs)", split, len(first.keys), combine, len(runs))
     name = f"ensemble-{combine}"
     members = [str(r) for r in runs]
     meta = {**metas[0], "config": {**metas[0]["config"], "method": name, "members": members, "combine": combine},
             "method": {**metas[0]["method"], "name": name}, "members": members}
-    write_atomic(out / "config.json", json.dumps(meta, indent=1))
-    if task == "multi-label":
-        summary = multilabel_metrics(*combined["val"], *combined["test"], meta["groups"], meta["class_names"])
-    else:
-        summary = paper_metrics(*combined["balanced-test"], *combined["test"], meta["groups"], meta["class_names"])
-        val_labels, val_logits = combined["val"]
-        summary["val"] = {"bacc": balanced_accuracy(val_labels, val_logits.argmax(1), val_logits.shape[1])}
-    summary.update(method=name, config=meta["config"], members=members, combine=combine,
-                   index_sha256=read_json(runs[0] / "summary.json").get("index_sha256"))
-    write_atomic(out / "summary.json", json.dumps(summary, indent=1))  # last: the ensemble is complete
+    write_derived_run(out, meta, task, combined, {"members": members, "combine": combine, "index_sha256":
+                                                  read_json(runs[0] / "summary.json").get("index_sha256")})
     return out
