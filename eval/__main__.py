@@ -10,6 +10,7 @@ from shards.flags import int_at_least
 from .calibration_report import CALIBRATIONS
 from .ensemble import COMBINES, ensemble
 from .report import report
+from .studies import AGGREGATES
 from .table import find_runs, table_files, write_table
 
 
@@ -27,6 +28,9 @@ def parse(argv):
     r.add_argument("--calibrate", choices=CALIBRATIONS, default="none",
                    help="temperature: fit a temperature on val by NLL (one per class for multi-label) and report "
                         "ECE / NLL / Brier on test before and after it")
+    r.add_argument("--by-study", choices=sorted(AGGREGATES), help="score studies, each the mean or max of its "
+                   "images' probabilities (needs study_id in the shards index: MIMIC-CXR-LT, CXR-LT 2024); "
+                   "written to RUN/by-study-HOW/report/")
     r.add_argument("--by", metavar="COLUMN", help="headline numbers per subgroup of this column of --metadata "
                    "(sex, age band, view, or any column's name)")
     r.add_argument("--metadata", type=Path, metavar="CSV", help="a CSV with an image id column (NIH: "
@@ -58,7 +62,8 @@ def main(argv=None) -> int:
     a = parse(argv)
     try:
         if a.cmd == "report":
-            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate, a.counts, a.by, a.metadata)
+            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate, a.counts, a.by, a.metadata,
+                         a.by_study)
             print((out / "report.md").read_text())
             print(f"written to {out}")
         elif a.cmd == "ensemble":

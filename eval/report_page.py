@@ -7,7 +7,7 @@ import pandas as pd
 from shards.atomic import write_atomic
 from shards.errors import UsageError
 
-from . import calibration_report, figures, subgroups
+from . import calibration_report, figures, studies, subgroups
 from .intervals import NAME as INTERVAL_NAME
 from .runs import SYNTHETIC, describe, is_synthetic, read_json
 
@@ -74,6 +74,8 @@ def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[st
     """report.md of either task: the title (with the bootstrap's unit), the main table and what its numbers are,
     the per-class section and the figures (file -> alt text)."""
     heading = f"# Report: {title(s, run)}; 95% intervals by {s['bootstrap']['unit']}"
+    if "studies" in s:
+        notes = studies.note(s["studies"]) + " " + notes
     lines = [heading, "", *headline, "", notes, "", "## Per class", "", *per_class, ""]
     if "calibration" in s:
         lines += calibration_report.section(s, s.get("task", "single-label"))
