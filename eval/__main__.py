@@ -28,12 +28,13 @@ def parse(argv):
     r.add_argument("--calibrate", choices=CALIBRATIONS, default="none",
                    help="temperature: fit a temperature on val by NLL (one per class for multi-label) and report "
                         "ECE / NLL / Brier on test before and after it")
-    r.add_argument("--by-study", choices=sorted(AGGREGATES), help="score studies, each the mean or max of its "
+    # SUPPRESS: no "(default: None)" in the help; main reads an absent one as None
+    r.add_argument("--by-study", choices=sorted(AGGREGATES), default=argparse.SUPPRESS, help="score studies, each the mean or max of its "
                    "images' probabilities (needs study_id in the shards index: MIMIC-CXR-LT, CXR-LT 2024); "
                    "written to RUN/by-study-HOW/report/")
-    r.add_argument("--by", metavar="COLUMN", help="headline numbers per subgroup of this column of --metadata "
+    r.add_argument("--by", metavar="COLUMN", default=argparse.SUPPRESS, help="headline numbers per subgroup of this column of --metadata "
                    "(sex, age band, view, or any column's name)")
-    r.add_argument("--metadata", type=Path, metavar="CSV", help="a CSV with an image id column (NIH: "
+    r.add_argument("--metadata", type=Path, metavar="CSV", default=argparse.SUPPRESS, help="a CSV with an image id column (NIH: "
                    "Data_Entry_2017_v2020.csv) joined on the run's test images")
     r.add_argument("--counts", action="store_true",
                    help="the confusion matrix's cells in images, not percent of the row")
@@ -62,8 +63,9 @@ def main(argv=None) -> int:
     a = parse(argv)
     try:
         if a.cmd == "report":
-            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate, a.counts, a.by, a.metadata,
-                         a.by_study)
+            given = vars(a)
+            out = report(a.run, a.resamples, a.seed, a.by_patient, a.calibrate, a.counts, given.get("by"),
+                         given.get("metadata"), given.get("by_study"))
             print((out / "report.md").read_text())
             print(f"written to {out}")
         elif a.cmd == "ensemble":

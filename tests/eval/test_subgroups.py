@@ -62,3 +62,10 @@ def test_a_missing_file_or_column_is_one_line_naming_it_and_no_csv_no_subgroups(
         report(run, n_boot=2, by="sex")
     s = json.loads((report(run, n_boot=2) / "summary.json").read_text())
     assert "subgroups" not in s and "Subgroups" not in (run / "report" / "report.md").read_text()
+
+
+def test_the_report_help_shows_no_none_default_for_the_optional_flags(capsys):
+    with pytest.raises(SystemExit):
+        eval_main(["report", "--help"])
+    text = capsys.readouterr().out
+    assert "--by COLUMN" in text and "--by-study" in text and "(default: None)" not in text

@@ -45,7 +45,7 @@ def add_parsers(sub) -> None:
     v = sub.add_parser("evaluate", formatter_class=fmt, help="score a finished run's val and test again with "
                        "test-time augmentation, into RUN/tta-NAME/ (the run's own files stay)")
     v.add_argument("run", help="a finished run dir")
-    v.add_argument("--tta", required=True, choices=tuple(TTA), help="as for predict")
+    v.add_argument("--tta", required=True, choices=tuple(TTA), default=argparse.SUPPRESS, help="as for predict")
     v.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     v.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
     v.add_argument("--shards", default=None, help="the run's shards dir, if not where its config.json says")
