@@ -46,7 +46,8 @@ def report(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fals
     if "studies" in read_json(run / "config.json"):
         s["studies"] = read_json(run / "config.json")["studies"]
     if by is not None:
-        s["subgroups"] = subgroup_numbers(run_predictions(run, "test"), task, by, metadata)
+        test = run_predictions(run, "test")
+        s["subgroups"] = subgroup_numbers(test, task, by, metadata, n_boot, seed, test.patients if by_patient else None)
     write_atomic(out / "summary.json", json.dumps(s, indent=1))
     per_class = task_report.per_class_table(run, s)
     write_atomic(out / "per_class.csv", per_class.to_csv(index=False))

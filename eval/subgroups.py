@@ -75,13 +75,21 @@ def headline(task: str, labels, logits) -> dict:
             "f1": m.multilabel_f1(labels, scores, 0.5)}
 
 
-def subgroup_numbers(test, task: str, by: str, metadata_path: Path) -> dict:
-    """{"by", "metadata", "unmatched", "groups": {value: {"images": n, numbers...}}} on test."""
+def subgroup_numbers(test, task: str, by: str, metadata_path: Path, n_boot: int = 1000, seed: int = 0,
+                     clusters=None) -> dict:
+    """{"by", "metadata", "unmatched", "groups": {value: {"images": n, number: {"value", "ci95"}...}}} on test;
+    the intervals by the report's bootstrap (``clusters``: resampling patients)."""
     groups = subgroup_of(test.keys, read_metadata(metadata_path), by, metadata_path)
     out = {}
     for value in sorted({g for g in groups if g is not None}, key=str):
         rows = groups == value
-        out[str(value)] = {"images": int(rows.sum()), **headline(task, test.labels[rows], test.logits[rows])}
+        keys = list(HEADS[task])
+        point, low, high = m.bootstrap_ci(lambda y, z: np.array([headline(task, y, z)[k] for k in keys]),
+                                          test.labels[rows], test.logits[rows], n_boot=n_boot, seed=seed,
+                                          clusters=None if clusters is None else clusters[rows])
+        out[str(value)] = {"images": int(rows.sum()), **{k: {"value": float(point[i]), "ci95": [float(low[i]),
+                                                                                              float(high[i])]}
+                                                          for i, k in enumerate(keys)}}
     return {"by": by, "metadata": str(metadata_path), "unmatched": int(sum(g is None for g in groups)),
             "groups": out}
 
@@ -92,13 +100,15 @@ HEADS = {"single-label": {"bacc": "bAcc", "mf1": "mF1", "auroc": "AUROC"},
 
 def section(sub: dict, task: str) -> list[str]:
     """report.md's subgroup table."""
+    from .report_page import fmt_ci  # here: report_page imports this module for its page
+
     heads = HEADS[task]
     lines = [f"## Subgroups by {sub['by']}", "", f"| {sub['by']} | test images | " + " | ".join(heads.values()) + " |",
              "|---|---|" + "---|" * len(heads)]
     for value, row in sub["groups"].items():
         lines.append(f"| {value} | {row['images']} | " + " | ".join(
-            "n/a" if np.isnan(row[k]) else f"{row[k]:.3f}" for k in heads) + " |")
+            "n/a" if np.isnan(row[k]["value"]) else fmt_ci(row[k]) for k in heads) + " |")
     lines += ["", f"The headline numbers on the test images of each subgroup, from {Path(sub['metadata']).name} "
-              f"joined on the image id; {sub['unmatched']} test images it does not list are in none. A small "
-              "subgroup's numbers vary a lot from sample to sample.", ""]
+              f"joined on the image id; {sub['unmatched']} test images it does not list are in none. Brackets: the "
+              "report's bootstrap interval within the subgroup (a small subgroup's is wide).", ""]
     return lines

@@ -35,8 +35,10 @@ def test_each_sex_gets_the_headline_numbers_of_its_test_images_and_unlisted_imag
         rows = np.array([sex.get(k) == value for k in test.keys])
         y, p = test.labels[rows], test.logits[rows].argmax(1)
         assert row["images"] == rows.sum()
-        assert row["bacc"] == pytest.approx(balanced_accuracy_score(y, p))
-        assert row["mf1"] == pytest.approx(f1_score(y, p, average="macro", labels=np.union1d(y, p)))
+        assert row["bacc"]["value"] == pytest.approx(balanced_accuracy_score(y, p))
+        assert row["mf1"]["value"] == pytest.approx(f1_score(y, p, average="macro", labels=np.union1d(y, p)))
+        lo, hi = row["bacc"]["ci95"]
+        assert lo <= row["bacc"]["value"] <= hi and lo < hi
     assert "## Subgroups by sex" in (run / "report" / "report.md").read_text()
 
 
