@@ -29,13 +29,15 @@ def parse(argv):
                    help="temperature: fit a temperature on val by NLL (one per class for multi-label) and report "
                         "ECE / NLL / Brier on test before and after it")
     # SUPPRESS: no "(default: None)" in the help; main reads an absent one as None
-    r.add_argument("--by-study", choices=sorted(AGGREGATES), default=argparse.SUPPRESS, help="score studies, each the mean or max of its "
-                   "images' probabilities (needs study_id in the shards index: MIMIC-CXR-LT, CXR-LT 2024); "
-                   "written to RUN/by-study-HOW/report/")
-    r.add_argument("--by", metavar="COLUMN", default=argparse.SUPPRESS, help="headline numbers per subgroup of this column of --metadata "
-                   "(sex, age band, view, or any column's name)")
-    r.add_argument("--metadata", type=Path, metavar="CSV", default=argparse.SUPPRESS, help="a CSV with an image id column (NIH: "
-                   "Data_Entry_2017_v2020.csv) joined on the run's test images")
+    r.add_argument("--by-study", choices=sorted(AGGREGATES), default=argparse.SUPPRESS,
+                   help="score studies, each the mean or max of its images' probabilities (needs study_id in the "
+                        "shards index: MIMIC-CXR-LT, CXR-LT 2024); written to RUN/by-study-HOW/report/")
+    r.add_argument("--by", metavar="COLUMN", default=argparse.SUPPRESS,
+                   help="headline numbers per subgroup of this column of --metadata (sex, age band, view, or any "
+                        "column's name)")
+    r.add_argument("--metadata", type=Path, metavar="CSV", default=argparse.SUPPRESS,
+                   help="a CSV with an image id column (NIH: Data_Entry_2017_v2020.csv) joined on the run's test "
+                        "images")
     r.add_argument("--counts", action="store_true",
                    help="the confusion matrix's cells in images, not percent of the row")
     t = sub.add_parser("table", help="the paper's Table 1, or the multi-label table, for runs or suite dirs "
