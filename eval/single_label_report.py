@@ -111,6 +111,8 @@ def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None, counts:
     figures.save(bars, out / "per_class_accuracy.png")
     return {**links,
             "confusion_balanced_test.png": "confusion matrix on balanced-test, rows and columns by training "
-                                           "frequency (most first), row-normalised, empty cells blank",
+                                           "frequency (most first), colour row-normalised, cells "
+                                           + ("image counts" if counts else "percent of the true class")
+                                           + ", empty cells blank",
             "per_class_accuracy.png": f"per-class recall on balanced-test with its 95% {NAME} interval, classes "
                                       "by group"}
