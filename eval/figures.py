@@ -1,6 +1,7 @@
-"""Figures of a run and of a suite (PNG, matplotlib, no display needed), labelled for a paper.
+"""Figures of a run and of a suite (PNG and vector PDF, matplotlib, no display needed), labelled for a paper.
 
-Legends sit outside the axes, so they never cover data; every axis says what it measures.
+Legends sit outside the axes, so they never cover data; every axis says what it measures; titles are short (the
+report's captions.md holds the run's details).
 """
 import textwrap
 from pathlib import Path
@@ -25,9 +26,12 @@ PUBLISHED_LABEL = "published (Holste et al. 2022, ResNet-50)"
 
 
 def save(fig: Figure, path: Path) -> None:
+    """``path`` (PNG at 150 dpi) and the same figure as vector PDF beside it."""
+    path = Path(path)
     try:
-        with atomic_file(path) as f:
-            fig.savefig(f, dpi=150, format=Path(path).suffix[1:] or "png")
+        for out in (path, path.with_suffix(".pdf")):
+            with atomic_file(out) as f:
+                fig.savefig(f, dpi=150, format=out.suffix[1:])
     finally:
         plt.close(fig)
 
@@ -83,30 +87,36 @@ def training_curves(metrics: pd.DataFrame, best_epoch: int | None, loss_name: st
     return fig
 
 
-def confusion(cm: np.ndarray, class_names: list[str], title: str) -> Figure:
-    """Counts in the cells, colour by the fraction of the true class (rows: true class, with its n)."""
+def confusion(cm: np.ndarray, class_names: list[str], title: str, order=None, counts: bool = False) -> Figure:
+    """Row-normalised: colour and cell text are the percentage of the true class's images (``counts``: the image
+    count instead); rows and columns in ``order`` (the reports: by training frequency, most first); an empty cell
+    is left blank, so the few confusions that happen stand out even at 20 classes."""
+    order = np.arange(len(class_names)) if order is None else np.asarray(order)
+    cm, class_names = np.asarray(cm)[np.ix_(order, order)], [class_names[k] for k in order]
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
     c = len(class_names)
     fig, ax = plt.subplots(figsize=(4 + 0.45 * c, 3 + 0.42 * c), layout="constrained")
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i, j in np.ndindex(cm.shape):
-        colour = "white" if norm[i, j] > 0.55 else ("0.75" if cm[i, j] == 0 else "black")
-        ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6, color=colour)
-    ax.set_xticks(range(c), class_names, rotation=90, fontsize=7)
-    ax.set_yticks(range(c), [f"{name} (n={n})" for name, n in zip(class_names, rows[:, 0])], fontsize=7)
+    for i, j in zip(*np.nonzero(cm)):
+        text = str(cm[i, j]) if counts else f"{100 * norm[i, j]:.0f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.55 else "black")
+    ax.set_xticks(range(c), class_names, rotation=90, fontsize=8)
+    ax.set_yticks(range(c), [f"{name} (n={n})" for name, n in zip(class_names, rows[:, 0])], fontsize=8)
     ax.set(xlabel="predicted class", ylabel="true class (n images)")
+    cell = "image count" if counts else "% of the true class's images"
     # about 14 characters of 9 pt per inch of the axes' width
-    ax.set_title(wrapped(f"{title}\ncell: image count; colour: fraction of the true class", int(14 * (1.5 + 0.45 * c))),
-                 fontsize=9)
+    ax.set_title(wrapped(f"{title}\ncell: {cell}; blank: none", int(14 * (1.5 + 0.45 * c))), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class's images (row-normalised)")
     return fig
 
 
 def per_class_bars(balanced_test: dict, n: dict[str, int], groups: dict[str, str], title: str,
-                   ylabel: str = "recall on balanced-test (per-class accuracy)") -> Figure:
-    """A per-class number with its 95% interval, classes by group: recall (accuracy on the class's images)
-    by default, or another (``ylabel`` names it), given as ``{"per_class": ..., "per_class_ci95": ...}``. A
+                   ylabel: str = "recall on balanced-test (per-class accuracy)",
+                   interval: str = "95% bootstrap interval", prevalence: dict[str, float] | None = None) -> Figure:
+    """A per-class number with its 95% interval (``interval`` names it), classes by group: recall (accuracy on
+    the class's images) by default, or another (``ylabel`` names it), given as ``{"per_class": ...,
+    "per_class_ci95": ...}``; ``prevalence`` marks each class's share of positives (the AP of a random ranking). A
     class whose number is undefined (NaN: no image of it) is marked "n/a", not drawn as a bar of 0."""
     acc, ci = balanced_test["per_class"], balanced_test["per_class_ci95"]
     order = [c for g in GROUP_COLOURS for c in acc if groups[c] == g]
@@ -119,12 +129,17 @@ def per_class_bars(balanced_test: dict, n: dict[str, int], groups: dict[str, str
     ax.errorbar(x, values, yerr=np.nan_to_num(yerr).clip(min=0), fmt="none", ecolor="black", capsize=3, lw=1)
     for k in np.flatnonzero(np.isnan(values)):
         ax.text(k, 0.02, "n/a", ha="center", va="bottom", rotation=90, fontsize=8, color="0.3")
+    if prevalence is not None:
+        ax.scatter(x, [prevalence[c] for c in order], marker="_", s=250, color="black", lw=2, zorder=3)
     ax.set_xticks(x, [f"{c} (n={n[c]})" for c in order], rotation=60, ha="right", fontsize=8)
     ax.set(ylabel=ylabel, ylim=(0, 1.05), xlim=(-0.6, len(order) - 0.4))
     ax.set_title(wrapped(title, 140), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     handles = [Patch(color=colour, label=g) for g, colour in GROUP_COLOURS.items()]
-    handles.append(Line2D([], [], color="black", marker="|", ms=10, ls="", label="95% bootstrap interval"))
+    handles.append(Line2D([], [], color="black", marker="|", ms=10, ls="", label=interval))
+    if prevalence is not None:
+        handles.append(Line2D([], [], color="black", marker="_", ms=12, mew=2, ls="",
+                              label="prevalence (AP of a random ranking)"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 
@@ -155,7 +170,7 @@ def pr_examples(labels, groups: list[str]) -> dict[str, int]:
 
 def pr_curves(labels, scores, examples: dict[str, int], class_names: list[str], title: str) -> Figure:
     """One precision-recall step curve per group example (``pr_examples``), in its group's colour, with its
-    AP and positives in the legend."""
+    AP and positives in the legend, and its prevalence (the precision of a random ranking) as a dotted line."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")  # wide enough for a run's title
     for group, c in examples.items():
@@ -164,6 +179,9 @@ def pr_curves(labels, scores, examples: dict[str, int], class_names: list[str], 
         # precision[k] holds from recall[k-1] to recall[k]: the area under these steps is the AP
         ax.step(np.r_[0.0, recall], np.r_[precision[0], precision], where="pre", color=GROUP_COLOURS[group],
                 label=f"{class_names[c]} ({group}, AP {ap:.3f}, n={int(labels[:, c].sum())})")
+        counted = labels[:, c] >= 0
+        ax.axhline((labels[counted, c] > 0).mean(), color=GROUP_COLOURS[group], ls=":", lw=1.2,
+                   label=f"{class_names[c]}: prevalence {(labels[counted, c] > 0).mean():.3f} (random ranking)")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.05))
     ax.set_title(wrapped(title, 100), fontsize=9)
     ax.grid(alpha=0.3)
@@ -211,4 +229,23 @@ def suite_comparison(table: pd.DataFrame, title: str) -> Figure:
         ax.grid(axis="y", alpha=0.3)
     fig.legend(handles=handles + bars, loc="outside lower center", ncol=3, frameon=False, fontsize=8)
     fig.suptitle(wrapped(title, 130))
+    return fig
+
+
+def reliability_diagram(curves: dict[str, tuple], title: str) -> Figure:
+    """Accuracy against mean confidence per bin for each curve (label -> (counts, confidence, accuracy)), the
+    diagonal of perfect calibration, and the image count per bin below."""
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5.5, 6), height_ratios=(3, 1), sharex=True, layout="constrained")
+    ax.plot([0, 1], [0, 1], ls=":", color="0.4", label="perfectly calibrated")
+    bins = len(next(iter(curves.values()))[0])
+    centres = (np.arange(bins) + 0.5) / bins
+    for (label, (counts, conf, acc)), colour in zip(curves.items(), ("#1f77b4", "#ff7f0e")):
+        ax.plot(conf, acc, marker="o", ms=4, color=colour, label=label)
+        ax_n.bar(centres, counts, width=1 / bins, color=colour, alpha=0.5, label=label)
+    ax.set(ylabel="accuracy (fraction correct / positive)", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title(wrapped(title, 60), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    ax_n.set(xlabel="confidence (mean predicted probability of the bin)", ylabel="images")
+    ax_n.set_yscale("symlog")
     return fig

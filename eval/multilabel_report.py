@@ -7,11 +7,13 @@ summary.json's.
 """
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import figures
 from . import metrics as m
-from .report_page import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
+from .intervals import NAME, clopper_pearson
+from .report_page import about, bootstrap_note, headline_table, markdown_table, page, short_title, training_curves
 from .runs import run_meta, run_predictions
 from .summary import GROUPS_NOTE, RESAMPLE_NOTE, MULTILABEL_HEADS, MULTILABEL_KEYS, multilabel_numbers
 from .tasks import sigmoid
@@ -36,11 +38,16 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
 
     k, c = len(MULTILABEL_KEYS), len(names)
     support = (test.labels > 0).sum(axis=0)  # an ignored label (-1) is no positive
+    found = ((test.labels > 0) & (sigmoid(test.logits) >= thresholds)).sum(axis=0)
+    recall, (r_low, r_high) = found / np.maximum(support, 1), clopper_pearson(found, support)
     per_class = {name: {"ap": entry(k + i), "auroc": entry(k + c + i), "support": int(support[i]),
+                        "recall_tuned": {"value": float(recall[i]) if support[i] else float("nan"),
+                                         "ci95": [float(r_low[i]), float(r_high[i])]},
                         "group": groups[i], "threshold": float(thresholds[i])} for i, name in enumerate(names)}
     return {"task": "multi-label", "test": {key: entry(i) for i, key in enumerate(MULTILABEL_KEYS)},
             "per_class": per_class, "groups": dict(zip(names, groups)),
-            "images": {"val": len(val.labels), "test": len(test.labels)}, **about(run, meta, n_boot, seed, by_patient)}
+            "images": {"val": len(val.labels), "test": len(test.labels)}, "per_class_interval": NAME,
+            **about(run, meta, n_boot, seed, by_patient)}
 
 
 def per_class_table(run: Path, s: dict) -> pd.DataFrame:
@@ -51,7 +58,10 @@ def per_class_table(run: Path, s: dict) -> pd.DataFrame:
         "class": meta["class_names"], "group": meta["groups"], "train_positives": meta["train_counts"],
         "test_positives": [r["support"] for r in rows], "test_ap": [r["ap"]["value"] for r in rows],
         "ap_lo": [r["ap"]["ci95"][0] for r in rows], "ap_hi": [r["ap"]["ci95"][1] for r in rows],
-        "test_auroc": [r["auroc"]["value"] for r in rows], "val_threshold": [r["threshold"] for r in rows]})
+        "test_auroc": [r["auroc"]["value"] for r in rows], "val_threshold": [r["threshold"] for r in rows],
+        "recall_tuned": [r["recall_tuned"]["value"] for r in rows],
+        "recall_lo": [r["recall_tuned"]["ci95"][0] for r in rows],
+        "recall_hi": [r["recall_tuned"]["ci95"][1] for r in rows]})
 
 
 def column_notes(s: dict) -> str:
@@ -72,26 +82,33 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str
     headline = headline_table([MULTILABEL_HEADS[k] for k in MULTILABEL_KEYS], [s["test"][k] for k in MULTILABEL_KEYS])
     intro = ("AP (with its 95% interval) and AUROC on test; the F1 threshold tuned on val (0.5 for a class without "
              f"a positive in val). {UNDEFINED}: not defined (AP needs a positive in test, AUROC a positive and a "
-             "negative).")
+             f"negative). Recall_tuned: the share of the class's test positives found at its tuned threshold; "
+             f"recall_lo, recall_hi: its 95% {NAME} interval.")
     return page(run, s, headline, column_notes(s) + " " + bootstrap_note(s["bootstrap"]),
                 [intro, "", markdown_table(per_class, UNDEFINED)], figure_links)
 
 
-def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str, str]:
-    """The report's figures; returns their links (file -> alt text)."""
+def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None, counts: bool = False) -> dict[str, str]:
+    """The report's figures; returns their links (file -> caption). ``counts``: for the single-label report's
+    confusion matrix (none here)."""
     meta = run_meta(run)
-    heading = title(s, run)
     links = training_curves(run, out, s, best_epoch, "multi-label")
     pc = s["per_class"]
+    test = run_predictions(run, "test")
+    counted = test.labels >= 0
+    prevalence = ((test.labels > 0) & counted).sum(axis=0) / np.maximum(counted.sum(axis=0), 1)
     bars = {"per_class": {k: r["ap"]["value"] for k, r in pc.items()},
             "per_class_ci95": {k: r["ap"]["ci95"] for k, r in pc.items()}}
     figures.save(figures.per_class_bars(bars, {k: r["support"] for k, r in pc.items()}, s["groups"],
-                                        f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}",
-                                        ylabel="average precision on test (AP; n: test positives)"),
+                                        short_title(s, "per-class AP, test"),
+                                        ylabel="average precision on test (AP; n: test positives)",
+                                        prevalence=dict(zip(meta["class_names"], prevalence))),
                  out / "per_class_ap.png")
-    test = run_predictions(run, "test")
     examples = figures.pr_examples(test.labels, meta["groups"])
     figures.save(figures.pr_curves(test.labels, sigmoid(test.logits), examples, meta["class_names"],
-                                   f"{heading}\nprecision-recall on test: the class of each group with the most "
-                                   "test positives"), out / "pr_curves.png")
-    return {**links, "per_class_ap.png": "per-class AP", "pr_curves.png": "precision-recall curves"}
+                                   short_title(s, "precision-recall, test")), out / "pr_curves.png")
+    return {**links,
+            "per_class_ap.png": "per-class AP on test with its 95% bootstrap interval, classes by group, each "
+                                "class's prevalence marked (the AP of a random ranking)",
+            "pr_curves.png": "precision-recall curves on test of the class of each group with the most test "
+                             "positives, each with its prevalence (the precision of a random ranking) dotted"}

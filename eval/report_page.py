@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shards.atomic import write_atomic
 from shards.errors import UsageError
 
-from . import figures
+from . import calibration_report, figures, studies, subgroups
+from .intervals import NAME as INTERVAL_NAME
 from .runs import SYNTHETIC, describe, is_synthetic, read_json
 
 
@@ -42,6 +44,21 @@ def title(s: dict, run: Path) -> str:
     return f"{s['method']} on {describe([meta])} (run {run.name})" + (f" - {SYNTHETIC}" if s["synthetic"] else "")
 
 
+def short_title(s: dict, what: str) -> str:
+    """A figure's title: the method and what the figure shows (the run's details go to captions.md), marked
+    when the pixels are synthetic, so such a figure never passes for a real result."""
+    return f"{s['method']}: {what}" + (" - SYNTHETIC pixels" if s["synthetic"] else "")
+
+
+def write_captions(run: Path, out: Path, s: dict, links: dict[str, str]) -> None:
+    """captions.md: each figure (PNG and PDF) with what it shows and the run it comes from."""
+    lines = [f"# Figures of {title(s, run)}", ""]
+    lines += [f"- `{name}` (vector: `{Path(name).with_suffix('.pdf')}`): {caption}." for name, caption in links.items()]
+    lines += ["", bootstrap_note(s["bootstrap"], "Bootstrap intervals") + " Per-class recall intervals: 95% "
+              f"{INTERVAL_NAME}."]
+    write_atomic(out / "captions.md", "\n".join(lines) + "\n")
+
+
 def bootstrap_note(b: dict, marks: str = "Brackets") -> str:
     return (f"{marks}: {b['interval']} bootstrap interval, {b['resamples']} resamples of "
             f"{b['unit']}s (seed {b['seed']}).")
@@ -58,8 +75,15 @@ def page(run: Path, s: dict, headline: list[str], notes: str, per_class: list[st
     """report.md of either task: the title (with the bootstrap's unit), the main table and what its numbers are,
     the per-class section and the figures (file -> alt text)."""
     heading = f"# Report: {title(s, run)}; 95% intervals by {s['bootstrap']['unit']}"
+    if "studies" in s:
+        notes = studies.note(s["studies"]) + " " + notes
     warn = [f"**Warning**: {s['pretrained_leakage']}.", ""] if s.get("pretrained_leakage") else []
-    lines = [heading, "", *warn, *headline, "", notes, "", "## Per class", "", *per_class, "", "## Figures", ""]
+    lines = [heading, "", *warn, *headline, "", notes, "", "## Per class", "", *per_class, ""]
+    if "calibration" in s:
+        lines += calibration_report.section(s, s.get("task", "single-label"))
+    if "subgroups" in s:
+        lines += subgroups.section(s["subgroups"], s.get("task", "single-label"))
+    lines += ["## Figures", ""]
     lines += [f"![{alt}]({name})" for name, alt in figure_links.items()]
     return "\n".join(lines) + "\n"
 
@@ -92,5 +116,7 @@ def training_curves(run: Path, out: Path, s: dict, best_epoch: int | None, task:
     if not len(history):
         return {}
     loss = read_json(run / "config.json")["method"]["loss"]
-    figures.save(figures.training_curves(history, best_epoch, loss, title(s, run), task), out / "training_curves.png")
-    return {"training_curves.png": "training curves"}
+    figures.save(figures.training_curves(history, best_epoch, loss, short_title(s, "training curves"), task),
+                 out / "training_curves.png")
+    return {"training_curves.png": "training curves: the method's loss, the plain validation loss, the selection "
+                                   "metric and AUROC per epoch, the best epoch dotted"}

@@ -6,7 +6,8 @@ import pandas as pd
 
 from . import figures
 from . import metrics as m
-from .report_page import about, bootstrap_note, headline_table, markdown_table, page, title, training_curves
+from .intervals import NAME, NOTE, clopper_pearson
+from .report_page import about, bootstrap_note, headline_table, markdown_table, page, short_title, training_curves
 from .runs import run_meta, run_predictions
 from .tasks import softmax
 
@@ -37,8 +38,10 @@ def numbers(run: Path, n_boot: int = 1000, seed: int = 0, by_patient: bool = Fal
     if full:
         out["test"]["auroc"] = _with_ci(lambda y, s: m.macro_auroc(y, s), test.labels, softmax(test.logits), **t_kw)
         out["test"]["mcc"] = _with_ci(lambda y, p: m.mcc(y, p, c), test.labels, test.predicted, **t_kw)
-        _, low, high = m.bootstrap_ci(lambda y, p: m.per_class_accuracy(y, p, c), bt.labels, bt.predicted, **bt_kw)
+        cm = m.confusion_matrix(bt.labels, bt.predicted, c)
+        low, high = clopper_pearson(np.diag(cm), cm.sum(axis=1))
         out["balanced_test"]["per_class_ci95"] = dict(zip(names, np.c_[low, high].tolist()))
+        out["balanced_test"]["per_class_interval"] = NAME
     out["groups"] = dict(zip(names, groups))
     out["images"] = {"balanced_test": len(bt.labels), "test": len(test.labels),
                      "balanced_test_per_class": dict(zip(names, np.bincount(bt.labels, minlength=c).tolist()))}
@@ -87,20 +90,29 @@ def markdown(run: Path, s: dict, per_class: pd.DataFrame, figure_links: dict[str
              f"accuracy), AUROC (macro one-vs-rest) and MCC: on test ({n['test']} images). "
              + bootstrap_note(s["bootstrap"]) + " " + scores_note(run_meta(run)))
     return page(run, s, headline, notes,
-                ["Recall (accuracy of the class) on balanced-test with its 95% interval; F1 and AUROC on test.", "",
+                [f"Recall (accuracy of the class) on balanced-test with its 95% {NAME} interval; F1 and AUROC on "
+                 f"test. Recall_lo, recall_hi: the {NOTE}.", "",
                  markdown_table(per_class)], figure_links)
 
 
-def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None) -> dict[str, str]:
-    """The report's figures; returns their links (file -> alt text)."""
+def write_figures(run: Path, out: Path, s: dict, best_epoch: int | None, counts: bool = False) -> dict[str, str]:
+    """The report's figures (``counts``: the confusion matrix's cells in images, not percent); returns their
+    links (file -> caption)."""
     meta = run_meta(run)
-    heading = title(s, run)
     links = training_curves(run, out, s, best_epoch, "single-label")
     bt = run_predictions(run, "balanced-test")
     cm = m.confusion_matrix(bt.labels, bt.predicted, len(meta["class_names"]))
-    figures.save(figures.confusion(cm, meta["class_names"], f"{heading}\nbalanced-test"),
-                 out / "confusion_balanced_test.png")
+    by_frequency = np.argsort(-np.asarray(meta["train_counts"]), kind="stable")
+    figures.save(figures.confusion(cm, meta["class_names"], short_title(s, "confusion matrix, balanced-test"),
+                                   by_frequency, counts), out / "confusion_balanced_test.png")
     bars = figures.per_class_bars(s["balanced_test"], s["images"]["balanced_test_per_class"], s["groups"],
-                                  f"{heading}\n{bootstrap_note(s['bootstrap'], 'Error bars')}")
+                                  short_title(s, "per-class recall, balanced-test"),
+                                  interval=f"95% {NAME} interval")
     figures.save(bars, out / "per_class_accuracy.png")
-    return {**links, "confusion_balanced_test.png": "confusion matrix", "per_class_accuracy.png": "per-class recall"}
+    return {**links,
+            "confusion_balanced_test.png": "confusion matrix on balanced-test, rows and columns by training "
+                                           "frequency (most first), colour row-normalised, cells "
+                                           + ("image counts" if counts else "percent of the true class")
+                                           + ", empty cells blank",
+            "per_class_accuracy.png": f"per-class recall on balanced-test with its 95% {NAME} interval, classes "
+                                      "by group"}

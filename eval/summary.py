@@ -7,6 +7,7 @@ Multi-label (the CXR-LT challenges'): test mAP (primary), head / medium / tail m
 import numpy as np
 
 from . import metrics as m
+from .calibration import calibration
 from .tasks import sigmoid, softmax
 
 # the scalar test numbers of a multi-label run and their column heads, in the order of its tables
@@ -37,6 +38,7 @@ def paper_metrics(bt_labels, bt_logits, test_labels, test_logits, groups, class_
                  "auroc": m.macro_auroc(test_labels, softmax(np.asarray(test_logits, dtype=np.float64))),
                  "mcc": m.mcc(test_labels, test_pred, c)},
         "groups": dict(zip(class_names, groups)),
+        "calibration": {"test": calibration(test_labels, test_logits, "single-label")},
     }
 
 
@@ -66,4 +68,5 @@ def multilabel_metrics(val_labels, val_logits, test_labels, test_logits, groups,
             "test": dict(zip(MULTILABEL_KEYS, values[:k].tolist())),
             "per_class": per_class,
             "val": {"map": m.multilabel_map(val_labels, val_scores)},
-            "groups": dict(zip(class_names, groups))}
+            "groups": dict(zip(class_names, groups)),
+            "calibration": {"test": calibration(test_labels, test_logits, "multi-label")}}

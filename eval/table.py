@@ -146,11 +146,15 @@ def collect(runs: list[Path], n_boot: int = 1000, seed: int = 0, by_patient: boo
     return table
 
 
+def printed(v: float) -> float:
+    """The value as a cell prints it (3 decimals): marks compare what the reader sees, so 0.3004 and 0.3001 tie."""
+    return float(f"{v:.3f}")
+
+
 def ranks(values: pd.Series) -> pd.Series:
-    """1 for the best value(s), 2 for the second best, 0 otherwise; NaN never ranks."""
-    distinct = sorted({round(v, 12) for v in values.dropna()}, reverse=True)
-    top = distinct[:2]
-    return values.map(lambda v: top.index(round(v, 12)) + 1 if pd.notna(v) and round(v, 12) in top else 0)
+    """1 for the best value(s), 2 for the second best, 0 otherwise, compared as printed; NaN never ranks."""
+    top = sorted({printed(v) for v in values.dropna()}, reverse=True)[:2]
+    return values.map(lambda v: top.index(printed(v)) + 1 if pd.notna(v) and printed(v) in top else 0)
 
 
 def _cell(row, key: str) -> str:
@@ -187,8 +191,8 @@ def notes(table: pd.DataFrame) -> list[str]:
         out.append(f"{RESAMPLE_NOTE}.")
     if table.attrs.get("settings"):
         out.append(table.attrs["settings"])
-    out.append("Bold: best, underlined: second best in each column, by point estimate (ties share the mark; "
-               "a difference may lie within the spread).")
+    out.append("Bold: best, underlined: second best in each column, by point estimate as printed (ties share "
+               "the mark; a difference may lie within the spread).")
     if table.attrs.get("synthetic"):
         out.append("Trained and tested on synthetic pixels: no comparison with published results.")
     elif table.attrs.get("task") != "multi-label":
@@ -240,13 +244,13 @@ def render(table: pd.DataFrame) -> dict[str, str]:
 
 
 def table_files(prefix: Path) -> list[Path]:
-    """What write_table writes: PREFIX.md, .tex, .csv and .png."""
+    """What write_table writes: PREFIX.md, .tex, .csv, .png and .pdf (the figure as vector)."""
     prefix = Path(prefix)
-    return [prefix.with_name(f"{prefix.name}.{ext}") for ext in ("md", "tex", "csv", "png")]
+    return [prefix.with_name(f"{prefix.name}.{ext}") for ext in ("md", "tex", "csv", "png", "pdf")]
 
 
 def write_table(paths, prefix: Path, n_boot: int = 1000, by_patient: bool = False) -> str:
-    """PREFIX.md, .tex, .csv and the comparison figure PREFIX.png; returns the Markdown."""
+    """PREFIX.md, .tex, .csv and the comparison figure PREFIX.png and .pdf; returns the Markdown."""
     from .figures import save, suite_comparison
 
     runs = find_runs(paths)
@@ -255,8 +259,8 @@ def write_table(paths, prefix: Path, n_boot: int = 1000, by_patient: bool = Fals
                          f"give run dirs or suite dirs whose runs have finished")
     table = collect(runs, n_boot=n_boot, by_patient=by_patient)
     out = render(table)
-    *texts, png = table_files(prefix)
-    for path in (*texts, png):
+    *texts, png, pdf = table_files(prefix)
+    for path in (*texts, png, pdf):
         refuse_run_file(path, runs)
     make_dir(png.parent)
     for path in texts:

@@ -151,13 +151,16 @@ def _read_file(adapter: Adapter, path: Path) -> pd.DataFrame:
         rows = (np.flatnonzero(dup.to_numpy())[:4] + 2).tolist()
         raise IngestError(f"{path}: duplicate id {df[adapter.id_col][dup].iloc[0]!r} (rows {rows}); "
                           f"every image may appear once per file")
-    return pd.DataFrame({
+    records = pd.DataFrame({
         "image_id": df[adapter.id_col].to_numpy(),
         "patient_id": df[adapter.patient_col].to_numpy(),
         "label": labels.argmax(axis=1) if adapter.single_label else np.full(len(df), -1),
         "labels": list(labels),
         "path": df[adapter.path_col].map(lambda p: _safe_relpath(path, p)).to_numpy() if adapter.path_col else None,
     })
+    if "study_id" in df:  # MIMIC-CXR-LT's files name each image's study (eval report --by-study); NIH's do not
+        records["study_id"] = df["study_id"].to_numpy()
+    return records
 
 
 def _warn_odd_rows(adapter: Adapter, path: Path, ids: pd.Series, labels: np.ndarray) -> None:
@@ -199,6 +202,8 @@ def read_labels(adapter: Adapter, labels_dir: Path) -> tuple[pd.DataFrame, dict[
         df["label_row"] = [f"{name}, row {r + 2}" for r in range(len(df))]
         (subsets if is_subset else parts).append((name, df))
     records = pd.concat([df for _, df in parts], ignore_index=True)
+    if "study_id" in records:  # a file without the column: its images have no study
+        records["study_id"] = records["study_id"].fillna("")
     seen = records["image_id"].duplicated(keep=False)
     if seen.any():
         iid = records["image_id"][seen].iloc[0]

@@ -1,4 +1,4 @@
-"""python -m train fit | suite | bench | methods | models | predict | export"""
+"""python -m train fit | suite | bench | methods | models | predict | evaluate | export"""
 import argparse
 import logging
 import sys

@@ -21,6 +21,8 @@ from shards.errors import UsageError
 from .methods.registry import METHODS
 from .models import MODELS, check_model_name
 
+TTA_CHOICES = ("none", "hflip", "hflip-scale")  # train.loop.inference.TTA's names (a test keeps them equal)
+
 
 def opt(default, help, choices=None, at_least=None, above=None, at_most=None, below=None, required=None):
     rules = {"choices": choices, "at_least": at_least, "above": above, "at_most": at_most, "below": below,
@@ -86,6 +88,8 @@ class FitConfig:
     hflip: bool = opt(True, "random horizontal flip")
     rotation: float = opt(15.0, "random rotation up to this many degrees", at_least=0, at_most=180)
     rrc_scale: float = opt(1.0, "random-resized-crop minimum area, in (0, 1] (1: no crop)", above=0, at_most=1)
+    tta: str = opt("none", "test-time augmentation of the final evaluation: logits averaged over the image and its "
+                   "horizontal flip (hflip), and a 1.1x zoom of both (hflip-scale)", choices=TTA_CHOICES)
     mixup_alpha: float = opt(0.2, "MixUp / Balanced-MixUp / mixup-bce: lambda ~ Beta(alpha, alpha)", above=0)
     drw_epoch: int = opt(10, "DRW: weights and lr scale from this epoch (0-based)", at_least=0)
     drw_lr_factor: float = opt(0.1, "DRW: the learning rate is multiplied by this from --drw-epoch", above=0)
@@ -108,6 +112,8 @@ class FitConfig:
     def __post_init__(self):
         for f in fields(self):
             setattr(self, f.name, checked(f, getattr(self, f.name)))
+        if self.tta != "none" and self.crt_features:
+            raise UsageError("--tta flips images and --crt-features evaluates cached features; drop one of them")
         if self.folds == 1:
             raise UsageError("--folds 1: one fold leaves nothing to train on; give K >= 2, or 0 for the shards' splits")
         if self.fold and self.fold >= max(self.folds, 1):

@@ -52,16 +52,37 @@ def test_training_curves_put_the_methods_loss_and_the_val_cross_entropy_on_their
     plt.close(fig)
 
 
-def test_the_confusion_matrix_writes_each_count_in_its_cell_and_n_per_row_and_labels_its_colour_bar():
+def test_the_confusion_matrix_is_row_normalised_in_the_given_order_with_empty_cells_blank_and_counts_on_demand():
     cm = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 5]])
-    fig = confusion(cm, ["a", "b", "c"], "ce on nih-cxr-lt")
+    order = [2, 0, 1]  # c, a, b: by training frequency
+    fig = confusion(cm, ["a", "b", "c"], "ce on nih-cxr-lt", order)
     ax, bar = fig.axes
     cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
-    assert cells == {(i, j): str(cm[i, j]) for i in range(3) for j in range(3)}
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (n=4)", "b (n=4)", "c (n=6)"]
+    shown = cm[np.ix_(order, order)]
+    percent = 100 * shown / shown.sum(1, keepdims=True)
+    assert cells == {(i, j): f"{percent[i, j]:.0f}" for i in range(3) for j in range(3) if shown[i, j]}
+    assert (0, 1) in cells and (0, 2) not in cells and (1, 0) not in cells  # c->b, a->c empty: blank, no "0"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["c (n=6)", "a (n=4)", "b (n=4)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["c", "a", "b"]
     assert ax.get_ylabel() == "true class (n images)" and ax.get_xlabel() == "predicted class"
     assert bar.get_ylabel() == "fraction of the true class's images (row-normalised)"
-    assert np.allclose(ax.images[0].get_array(), cm / cm.sum(1, keepdims=True))
+    assert np.allclose(ax.images[0].get_array(), shown / shown.sum(1, keepdims=True))
+    plt.close(fig)
+    fig = confusion(cm, ["a", "b", "c"], "ce", counts=True)
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in fig.axes[0].texts}
+    assert cells == {(i, j): str(cm[i, j]) for i in range(3) for j in range(3) if cm[i, j]}
+    plt.close(fig)
+
+
+def test_per_class_ap_bars_mark_each_classs_prevalence_and_name_their_interval():
+    groups = {"a": "head", "b": "tail"}
+    ap = {"per_class": {"a": 0.5, "b": 0.25}, "per_class_ci95": {"a": [0.3, 0.7], "b": [0.0, 0.5]}}
+    fig = per_class_bars(ap, {"a": 30, "b": 3}, groups, "bce", ylabel="AP", interval="95% bootstrap interval",
+                         prevalence={"a": 0.3, "b": 0.02})
+    ax = fig.axes[0]
+    (marks,) = ax.collections[-1:]
+    assert marks.get_offsets().tolist() == [[0, 0.3], [1, 0.02]]
+    assert "prevalence (AP of a random ranking)" in [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(fig)
 
 
@@ -114,15 +135,20 @@ def test_pr_curves_draw_one_step_curve_per_group_example_whose_area_is_its_avera
     examples = pr_examples(labels, groups)
     fig = pr_curves(labels, scores, examples, ["a", "b", "c", "d"], "asl on nih-cxr-lt-multilabel")
     ax = fig.axes[0]
-    assert examples == {"head": 0, "medium": 1, "tail": 2} and len(ax.lines) == 3
-    for line, (group, c) in zip(ax.lines, examples.items()):
+    curves, baselines = ax.lines[::2], ax.lines[1::2]
+    assert examples == {"head": 0, "medium": 1, "tail": 2} and len(curves) == len(baselines) == 3
+    for line, (group, c) in zip(baselines, examples.items()):  # the prevalence: a random ranking's precision
+        assert list(line.get_ydata()) == pytest.approx([labels[:, c].mean()] * 2) and line.get_linestyle() == ":"
+        assert to_hex(line.get_color()) == GROUP_COLOURS[group]
+    for line, (group, c) in zip(curves, examples.items()):
         recall, precision = line.get_xdata(), line.get_ydata()
         assert line.get_drawstyle() == "steps-pre" and to_hex(line.get_color()) == GROUP_COLOURS[group]
         assert np.sum(np.diff(recall) * precision[1:]) == pytest.approx(average_precision_score(labels[:, c],
                                                                                                scores[:, c]))
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     tail_ap = average_precision_score(labels[:, 2], scores[:, 2])
-    assert legend[2] == f"c (tail, AP {tail_ap:.3f}, n={labels[:, 2].sum()})"
+    assert legend[4] == f"c (tail, AP {tail_ap:.3f}, n={labels[:, 2].sum()})"
+    assert legend[5] == f"c: prevalence {labels[:, 2].mean():.3f} (random ranking)"
     assert ax.get_xlabel() == "recall" and ax.get_ylabel() == "precision"
     assert _legends_clear_of_the_data(fig, [ax])
     plt.close(fig)

@@ -142,3 +142,15 @@ def test_the_markdown_table_writes_floats_to_3_decimals_and_nan_as_nan_unless_to
     rows = ["| class | n | recall |", "|---|---|---|", "| a | 3 | 0.250 |"]
     assert markdown_table(df) == "\n".join(rows + ["| b | 0 | nan |"])
     assert markdown_table(df, "—") == "\n".join(rows + ["| b | 0 | — |"])
+
+
+def test_every_report_figure_is_also_a_vector_pdf_and_captions_md_names_each_with_the_run(run_copy):
+    out = report(run_copy, n_boot=5, counts=True)
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert {"confusion_balanced_test.png", "per_class_accuracy.png", "reliability.png"} <= set(pngs)
+    for png in pngs:
+        assert (out / png).with_suffix(".pdf").read_bytes().startswith(b"%PDF"), png
+    captions = (out / "captions.md").read_text()
+    assert captions.startswith("# Figures of ce on nih-cxr-lt, model tiny, seed 0 (run ce)")
+    assert all(f"- `{png}` (vector: `{png[:-4]}.pdf`)" in captions for png in pngs)
+    assert "by training frequency" in captions and "Clopper-Pearson" in captions

@@ -201,10 +201,19 @@ def test_the_table_command_says_which_files_it_wrote_and_its_help_shows_no_defau
 
     run = fake_run(tmp_path, "ce", "ce", 0, 0.2)
     assert main(["table", str(run), "--out", str(tmp_path / "t")]) == 0
-    written = f"written: {tmp_path}/t.md, {tmp_path}/t.tex, {tmp_path}/t.csv, {tmp_path}/t.png"
+    written = f"written: {tmp_path}/t.md, {tmp_path}/t.tex, {tmp_path}/t.csv, {tmp_path}/t.png, {tmp_path}/t.pdf"
     assert capsys.readouterr().out.splitlines()[-1] == written
+    assert (tmp_path / "t.pdf").read_bytes().startswith(b"%PDF")
     with pytest.raises(SystemExit):
         main(["table", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--out OUT prefix: writes PREFIX.md, .tex, .csv, .png (required) --resamples" in help_text
+    assert "--out OUT prefix: writes PREFIX.md, .tex, .csv, .png, .pdf (required) --resamples" in help_text
     assert "(default: None)" not in help_text
+
+
+def test_marks_compare_the_values_as_printed_so_numbers_that_print_alike_share_the_mark(tmp_path):
+    assert ranks(pd.Series([0.3004, 0.3001, 0.2996, 0.2])).tolist() == [1, 1, 1, 2]
+    runs = [fake_run(tmp_path, "a", "ce", 0, 0.3004), fake_run(tmp_path, "b", "rw-ce", 0, 0.2996),
+            fake_run(tmp_path, "c", "crt", 0, 0.25)]
+    rows = md_rows(render(collect(runs))["md"])
+    assert rows["ce"][5] == rows["rw-ce"][5] == "**0.300**" and rows["crt"][5] == "<u>0.250</u>"

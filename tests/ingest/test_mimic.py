@@ -161,3 +161,14 @@ def test_build_shards_help_lists_the_mimic_multilabel_dataset(capsys):
     a = parser().parse_args(["build-shards", "--images", "i", "--labels", "l", "--out", "o",
                              "--dataset", "mimic-cxr-lt-multilabel"])
     assert a.dataset == "mimic-cxr-lt-multilabel"
+
+
+def test_the_mimic_index_keeps_each_images_study_from_its_label_file_and_nihs_has_no_study_column(tmp_path,
+                                                                                                  shards_dir):
+    images, labels, frames = mimic_multilabel_tree(tmp_path)
+    out = tmp_path / "shards"
+    build_shards(images, labels, out, tiny_options(dataset="mimic-cxr-lt-multilabel"))
+    index = open_shards(out).index.set_index("key")
+    for df in frames.values():
+        assert index.loc[df["dicom_id"], "study_id"].tolist() == df["study_id"].tolist()
+    assert "study_id" not in open_shards(shards_dir).index  # NIH's files name no studies: its index is unchanged

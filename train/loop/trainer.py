@@ -223,12 +223,12 @@ class Trainer:
         raise NonFiniteLoss(f"loss became {value} in epoch {epoch + 1} at step {step}; the batch's keys are in "
                             f"{self.run / 'nonfinite_batch.json'}. Lower --lr, or try --precision bf16 / fp32")
 
-    def predict(self, view: str):
+    def predict(self, view: str, tta: str = "none"):
         """(rows, labels, logits as float64) of every image of a split in index order, from all ranks."""
-        return self._predict_with(self.net, view)
+        return self._predict_with(self.net, view, tta)
 
-    def _predict_with(self, net, view: str):
-        rows, labels, logits = infer(net, self.loader, view, self.ctx.amp)
+    def _predict_with(self, net, view: str, tta: str = "none"):
+        rows, labels, logits = infer(net, self.loader, view, self.ctx.amp, tta)
         return rows, labels, logits.numpy().astype(np.float64)
 
     def _end_epoch(self, epoch: int) -> None:
@@ -291,7 +291,7 @@ class Trainer:
         self.model.load_state_dict(load_checkpoint(self.run / "best.pt")["model"])
         preds = {}
         for view in ("val", "test"):
-            preds[view] = self.predict(view)
+            preds[view] = self.predict(view, self.cfg.tta)
             if flag.any_rank():
                 log.warning("interrupted during the final evaluation; rerun the same command to finish")
                 return "interrupted"

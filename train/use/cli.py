@@ -8,11 +8,13 @@ from eval.runs import refuse_run_file
 from shards.flags import int_at_least
 
 from ..device import amp_context, resolve_device
+from ..loop.inference import TTA
+from .evaluate import evaluate
 from .export import FORMATS, export
 from .load import load_model
 from .predict import predict
 
-COMMANDS = ("predict", "export")
+COMMANDS = ("predict", "export", "evaluate")
 
 
 def add_parsers(sub) -> None:
@@ -38,6 +40,15 @@ def add_parsers(sub) -> None:
                    help="auto: the run's precision on CUDA, fp32 on the CPU")
     p.add_argument("--shards", default=None, help="the run's shards dir, if not where its config.json says (its "
                    "manifest.json tells how the training images were packed)")
+    p.add_argument("--tta", default="none", choices=tuple(TTA), help="test-time augmentation: logits averaged over "
+                   "the image and its flip (hflip), and a 1.1x zoom of both (hflip-scale)")
+    v = sub.add_parser("evaluate", formatter_class=fmt, help="score a finished run's val and test again with "
+                       "test-time augmentation, into RUN/tta-NAME/ (the run's own files stay)")
+    v.add_argument("run", help="a finished run dir")
+    v.add_argument("--tta", required=True, choices=tuple(TTA), default=argparse.SUPPRESS, help="as for predict")
+    v.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    v.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
+    v.add_argument("--shards", default=None, help="the run's shards dir, if not where its config.json says")
     e = sub.add_parser("export", formatter_class=fmt, help="the run's model as a torch.export .pt2, TorchScript, "
                        "ONNX or safetensors, with its metadata, preprocess.py and a model card beside it")
     e.add_argument("run", help="a finished run dir")
@@ -51,6 +62,10 @@ def add_parsers(sub) -> None:
 
 def run(a, say=print) -> int:
     """Run ``a.cmd``; a user's mistake raises ``shards.errors.UsageError``."""
+    if a.cmd == "evaluate":
+        out = evaluate(Path(a.run), a.tta, resolve_device(a.device), a.shards, a.batch_size)
+        say(f"{out}: predictions and summary.json with tta {a.tta}; python -m eval report {out} reads them")
+        return 0
     out = Path(a.out or Path(a.run) / "export" / FORMATS[a.format]) if a.cmd == "export" else Path(a.out)
     refuse_run_file(out, [a.run])
     if a.cmd == "export":
@@ -67,7 +82,7 @@ def run(a, say=print) -> int:
         say(f"note: --threshold is for multi-label runs; {a.run} is a {tm.task} run: its CSV gives the most "
             f"probable class")
     result = predict(tm, Path(a.images), out, a.batch_size, a.workers, a.skip_bad, amp,
-                     a.threshold or "tuned", a.any_modality)
+                     a.threshold or "tuned", a.any_modality, a.tta)
     n = result["images"]  # each skipped file was logged as it was met
     say(f"{result['out']}: probabilities for {n} image{'s' if n != 1 else ''}"
         + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else "")

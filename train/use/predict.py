@@ -27,6 +27,7 @@ from shards.atomic import make_dir, write_atomic
 from shards.errors import UsageError
 from shards.progress import Progress
 
+from ..loop.inference import tta_forward
 from .dicom import DICOM_SUFFIXES, is_dicom
 from .load import TrainedModel
 
@@ -102,8 +103,9 @@ def name(item, i: int) -> str:
 
 @torch.no_grad()
 def predict_logits(tm: TrainedModel, paths: list[Path], batch_size: int = 64, workers: int = 2,
-                   skip_bad: bool = False, amp=None) -> tuple[np.ndarray, list[int], list[tuple[Path, str]]]:
-    """(float64 logits of the readable images, their positions in ``paths``, [(path, reason)] of the rest)."""
+                   skip_bad: bool = False, amp=None, tta: str = "none") -> tuple[np.ndarray, list[int], list]:
+    """(float64 logits of the readable images, their positions in ``paths``, [(path, reason)] of the rest);
+    ``tta``: averaged over test-time views (``train.loop.inference.TTA``)."""
     device = next(tm.model.parameters()).device
     loader = DataLoader(ImageFiles(paths, tm.preprocess), batch_size=batch_size, num_workers=workers,
                         collate_fn=_collate, pin_memory=device.type == "cuda")
@@ -118,7 +120,8 @@ def predict_logits(tm: TrainedModel, paths: list[Path], batch_size: int = 64, wo
             bad.append((paths[i], why))
         if x is not None:
             with amp() if amp else torch.autocast(device.type, enabled=False):
-                logits.append(tm.model(tm.preprocess.normalise(x.to(device, non_blocking=True))).float().cpu())
+                x = tm.preprocess.normalise(x.to(device, non_blocking=True))
+                logits.append(tta_forward(tm.model, x, tta).float().cpu())
             kept += positions
         progress.update(len(positions) + len(failed))
     progress.close()
@@ -166,14 +169,15 @@ def findings_thresholds(tm: TrainedModel, threshold: str):
 
 
 def predict(tm: TrainedModel, images: Path, out: Path, batch_size: int = 64, workers: int = 2,
-            skip_bad: bool = False, amp=None, threshold: str = "tuned", any_modality: bool = False) -> dict:
+            skip_bad: bool = False, amp=None, threshold: str = "tuned", any_modality: bool = False,
+            tta: str = "none") -> dict:
     """Write the probability CSV for ``images``; returns {images, skipped: [(path, reason)], out}.
     ``threshold`` (multi-label runs): see ``findings_thresholds``."""
     cut = findings_thresholds(tm, threshold) if tm.task == "multi-label" else None
     if any_modality:
         tm = replace(tm, preprocess=replace(tm.preprocess, any_modality=True))
     paths = find_images(images)
-    logits, kept, bad = predict_logits(tm, paths, batch_size, workers, skip_bad, amp)
+    logits, kept, bad = predict_logits(tm, paths, batch_size, workers, skip_bad, amp, tta)
     write_table(out, probability_table([paths[i] for i in kept], logits, tm.class_names, tm.task, cut))
     return {"images": len(kept), "skipped": bad, "out": str(out), "findings": describe_thresholds(cut)}
 

@@ -296,7 +296,7 @@ def test_sigterm_during_the_final_evaluation_leaves_no_summary_and_the_rerun_fin
 
     cfg = tiny_fit(shards_dir, tmp_path / "r", epochs=1)
     with monkeypatch.context() as m:
-        signal_self_when(m, Trainer, "predict", lambda self, view: view == "test")
+        signal_self_when(m, Trainer, "predict", lambda self, view, *_: view == "test")
         assert fit(cfg) == "interrupted"
     assert not (tmp_path / "r" / "summary.json").exists()
     assert fit(cfg) == "finished" and (tmp_path / "r" / "summary.json").exists()
