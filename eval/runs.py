@@ -14,6 +14,11 @@ from .predictions import Predictions, read_predictions
 SYNTHETIC = "SYNTHETIC pixels, not comparable with published results"
 
 
+def is_number(v) -> bool:
+    """An int or float of a JSON file, not a bool (JSON's true is Python's 1)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def read_json(path: Path, fix: str = "rerun the fit command into a new --out") -> dict:
     """A run's JSON file; missing or damaged is a UsageError naming it, ending in ``fix`` when damaged."""
     path = Path(path)

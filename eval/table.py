@@ -19,7 +19,7 @@ from shards.errors import UsageError
 
 from .predictions import count_predictions
 from .published import PUBLISHED_BACC
-from .runs import SYNTHETIC, describe, is_synthetic, read_json, refuse_run_file, run_config, task_of_run
+from .runs import SYNTHETIC, describe, is_number, is_synthetic, read_json, refuse_run_file, run_config, task_of_run
 from .summary import GROUPS_NOTE, MULTILABEL_HEADS, RESAMPLE_NOTE
 from .table_checks import check_one_kind, check_one_setting, check_one_task, settings_note
 
@@ -58,7 +58,7 @@ def _numbers(path: Path, summary: dict, task: str) -> dict:
     for key, (section, name) in wanted.items():
         numbers = summary.get(section)
         v = numbers.get(name) if isinstance(numbers, dict) else None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if not is_number(v):
             raise UsageError(f"{path}: {section}.{name} is {v!r}, not a number; the file was altered or is damaged: "
                              f"rerun the run's fit command into a new --out")
         out[key] = v

@@ -2,23 +2,19 @@
 use, limitations; the metrics with 95% intervals when the run has a report (``cxr-lt eval report RUN``)."""
 from pathlib import Path
 
-from eval.runs import read_json
+from eval.runs import is_number, read_json
 
 SECTIONS = {"balanced_test": "balanced test set", "test": "test set", "val": "validation set"}
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _number(v) -> str | None:
     """A point estimate, or a report's {value, ci95}, as the card prints it; None for anything else (a damaged
     file's entry is left out of the card, not a traceback)."""
-    if _is_number(v):
+    if is_number(v):
         return f"{v:.4f}"
     ci = v.get("ci95") if isinstance(v, dict) else None
-    if _is_number(v.get("value") if isinstance(v, dict) else None) and isinstance(ci, list) and len(ci) == 2 \
-            and all(map(_is_number, ci)):
+    if is_number(v.get("value") if isinstance(v, dict) else None) and isinstance(ci, list) and len(ci) == 2 \
+            and all(map(is_number, ci)):
         return f"{v['value']:.4f} (95% CI {ci[0]:.4f} to {ci[1]:.4f})"
     return None
 
