@@ -69,7 +69,7 @@ print("| device | model | px | loader | workers | loader img/s | model img/s | e
       "| paper's path img/s | peak GPU GiB |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    paper = f"{r['paper_path_img_s']:,.0f} ({r['paper_path_decoder'].split()[0]})" if "paper_path_img_s" in r else ""
+    paper = f"{r['paper_path_img_s']:,.0f}" if "paper_path_img_s" in r else ""
     print(f"| {r['device']} | {r['model']} | {r['image_size']} | {r['loader']} | {r['workers']} | "
           f"{r['loader_img_s']:,.0f} | {r['model_img_s']:,.0f} | {r['end_to_end_img_s']:,.0f} | "
           f"{100 * r['saturation']:.0f}% | {paper} | {r.get('peak_gpu_mem_gib', float('nan')):.1f} |")

@@ -15,6 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -155,8 +156,7 @@ def bench(cfg: FitConfig, steps: int | None = None, warmup: int | None = None, b
 
 class PaperPath(Dataset):
     """The paper's input path, as its datasets.py: ``cv2.imread`` (3 channels), ``cv2.resize`` with
-    INTER_AREA, then ToPILImage, RandomHorizontalFlip, RandomRotation, ToTensor and ImageNet Normalize.
-    Without OpenCV, PIL reads and box-resizes (INTER_AREA's equal for whole-number downscales): labelled so."""
+    INTER_AREA, then ToPILImage, RandomHorizontalFlip, RandomRotation, ToTensor and ImageNet Normalize."""
 
     def __init__(self, paths, spec: AugmentSpec):
         self.paths, self.size = paths, spec.image_size
@@ -168,24 +168,8 @@ class PaperPath(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        try:
-            import cv2
-        except ImportError:
-            from PIL import Image
-
-            with Image.open(self.paths[i]) as img:
-                rgb = np.asarray(img.convert("RGB").resize((self.size, self.size), Image.Resampling.BOX))
-        else:
-            rgb = cv2.resize(cv2.imread(str(self.paths[i])), (self.size, self.size), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(cv2.imread(str(self.paths[i])), (self.size, self.size), interpolation=cv2.INTER_AREA)
         return self.transform(rgb)
-
-
-def paper_decoder() -> str:
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        return "PIL (OpenCV absent: pip install 'cxr-lt[bench]' for the paper's decoder)"
-    return "cv2"
 
 
 def paper_path(png_dir: str, cfg: FitConfig, warmup: int, repeat: int, device) -> dict:
@@ -211,8 +195,7 @@ def paper_path(png_dir: str, cfg: FitConfig, warmup: int, repeat: int, device) -
 
     runs = [one_run() for _ in range(repeat)]
     out = _summarise("paper_path", runs)
-    out.update(paper_path_decoder=paper_decoder(),
-               baseline_png_kb=float(np.mean([p.stat().st_size for p in paths]) / 1e3))
+    out.update(baseline_png_kb=float(np.mean([p.stat().st_size for p in paths]) / 1e3))
     return out
 
 
@@ -225,8 +208,7 @@ def table(r: dict) -> str:
     rows = [("loader only", "loader"), ("model only (the trainer's step)", "model"),
             ("end to end", "end_to_end")]
     if "paper_path_img_s" in r:
-        decoder = r["paper_path_decoder"]
-        rows.append((f"paper's input path (its datasets.py, PNG every epoch; {decoder})", "paper_path"))
+        rows.append(("paper's input path (its datasets.py: cv2, PNG every epoch)", "paper_path"))
     head = (f"{r['device']} | {r['model']} {r['image_size']} px x {r['channels']} channels, "
             f"batch {r['batch_size']}, {r['precision']}, channels_last {r['channels_last']}, "
             f"compile {r['compile']} | {r['loader']} loader with {r['workers']} workers | "

@@ -24,27 +24,20 @@ def test_bench_counts_delivered_images_and_prints_the_json_numbers(shards_dir, r
     assert r.returncode == 0, r.stderr
     numbers = json.loads(out.read_text())
     assert numbers["loader_images"] == numbers["end_to_end_images"] == 162 and numbers["model_images"] == 164
-    assert numbers["paper_path_images"] == BASELINE_BATCHES * 4 and numbers["paper_path_decoder"] == "cv2"
+    assert numbers["paper_path_images"] == BASELINE_BATCHES * 4
     for key in ("loader", "model", "end_to_end", "paper_path"):
         runs = numbers[f"{key}_img_s_runs"]
         assert len(runs) == 2 and min(runs) <= numbers[f"{key}_img_s"] <= max(runs) and min(runs) > 0
     assert numbers["saturation"] == numbers["end_to_end_img_s"] / numbers["model_img_s"]
     assert numbers["loader"] == "dali" and numbers["mean_jpeg_kb"] > 0 and numbers["repeat"] == 2
     assert f"| end to end | {numbers['end_to_end_img_s']:,.1f} |" in r.stdout
-    assert "loader / paper's input path" in r.stdout and "cv2) |" in r.stdout
+    assert "loader / paper's input path" in r.stdout and "(its datasets.py: cv2, PNG every epoch) |" in r.stdout
 
 
 def test_too_few_pngs_for_the_paper_path_are_refused_naming_the_count(shards_dir, raw_dir, tmp_path):
     cfg = tiny_fit(shards_dir, tmp_path, batch_size=64)
     with pytest.raises(UsageError, match=rf"--baseline-png {raw_dir}: \d+ PNGs; .* needs {51 * 64}"):
         paper_path(str(raw_dir), cfg, 1, 1, torch.device("cpu"))
-
-
-def test_bench_without_opencv_labels_the_paper_path_as_pil(monkeypatch):
-    from train import bench
-
-    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
-    assert bench.paper_decoder().startswith("PIL (OpenCV absent")
 
 
 @pytest.mark.slow
