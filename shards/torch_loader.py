@@ -11,6 +11,11 @@ from .loader import ShardLoader
 from .errors import UsageError
 from .reader import ShardSet, decode_sample
 
+# OpenCV on one thread: the DataLoader workers are the parallelism (as torch runs one thread in each). Set here,
+# in the parent, before any worker is forked: a forked worker that reconfigures the thread pool it inherited
+# hangs (OpenCV's pool does not survive a fork).
+cv2.setNumThreads(1)
+
 
 def rotate(img: np.ndarray, angle: float) -> np.ndarray:
     """uint8 (H, W) turned ``angle`` degrees counter-clockwise about its centre, nearest neighbour, black outside:
@@ -80,11 +85,6 @@ def collate(items):
     return {"x": torch.stack(x), "y": torch.from_numpy(np.stack(y)), "rows": torch.tensor(rows)}
 
 
-def one_thread(worker_id: int):
-    """A DataLoader worker's OpenCV runs on its thread, as its torch does: the workers are the parallelism."""
-    cv2.setNumThreads(1)
-
-
 class TorchLoader(ShardLoader):
     """``workers`` DataLoader worker processes, started at the first pass and kept until the loader goes."""
 
@@ -93,8 +93,7 @@ class TorchLoader(ShardLoader):
         self._batches = Batches()
         # a private generator: the DataLoader's seed draws must not move the global RNG the model uses
         self._loader = DataLoader(ShardImages(self.ss, self.augment), batch_sampler=self._batches,
-                                  num_workers=self.workers, collate_fn=collate, worker_init_fn=one_thread,
-                                  persistent_workers=self.workers > 0,
+                                  num_workers=self.workers, collate_fn=collate, persistent_workers=self.workers > 0,
                                   pin_memory=self.device.type == "cuda", generator=torch.Generator())
         self._pass = None  # the pass now reading: only one at a time shares the workers
 

@@ -172,6 +172,11 @@ class PaperPath(Dataset):
         return self.transform(rgb)
 
 
+def opencv_default_threads(worker_id: int):
+    """The paper's workers ran OpenCV with its default threads; ours set one (shards.torch_loader)."""
+    cv2.setNumThreads(-1)
+
+
 def paper_path(png_dir: str, cfg: FitConfig, warmup: int, repeat: int, device) -> dict:
     """The paper's path with the same workers over BASELINE_BATCHES timed batches of distinct PNGs; its
     batches arrive normalised, so this counts moving them to the device, like ``loader.to_input`` for ours."""
@@ -187,7 +192,8 @@ def paper_path(png_dir: str, cfg: FitConfig, warmup: int, repeat: int, device) -
         p.read_bytes()
     spec = AugmentSpec(cfg.image_size, cfg.hflip, cfg.rotation)
     loader = DataLoader(PaperPath(paths, spec), batch_size=cfg.batch_size, num_workers=cfg.workers,
-                        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+                        worker_init_fn=opencv_default_threads)
 
     def one_run() -> tuple[float, int]:
         it = iter(loader)

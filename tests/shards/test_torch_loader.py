@@ -1,4 +1,7 @@
 """The PyTorch reader's augmentation against outside oracles: numpy's exact quarter turn and torchvision's rotate."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +9,8 @@ import torchvision.transforms.v2.functional as TF
 
 from shards.augment import AugmentParams, AugmentSpec
 from shards.torch_loader import apply_augment, rotate
+
+from conftest import ROOT
 
 
 @pytest.mark.parametrize("shape", [(32, 32), (33, 33), (64, 64)])
@@ -34,3 +39,27 @@ def test_flip_then_rotation_is_torchvisions_flip_then_rotate():
     want = TF.rotate(TF.horizontal_flip(img), 12.5, interpolation=TF.InterpolationMode.NEAREST)
     assert got.dtype == torch.uint8 and got.shape == (1, 48, 48)
     assert 0 < (got != img).float().mean() and (got != want).float().mean() < 1e-3
+
+
+FORKED_WORKERS = """
+import sys
+import cv2, numpy as np, torch
+cv2.warpAffine(np.zeros((2048, 2048), np.uint8), np.eye(2, 3), (2048, 2048))  # OpenCV's pool starts in the parent
+from shards.augment import AugmentSpec
+from shards.reader import open_shards
+from shards.torch_loader import TorchLoader
+loader = TorchLoader(ss=open_shards(sys.argv[1]), sampler="instance", augment=AugmentSpec(32), batch_size=8, seed=0,
+                     workers=2, device=torch.device("cpu"), channels_last=False)
+print("rotated", sum(len(b["y"]) for b in loader.train(0, 0)))
+"""
+
+
+def test_forked_workers_rotate_after_the_parent_used_opencv(shards_dir):
+    """OpenCV's thread pool does not survive a fork: a worker that reconfigures the pool it inherited hangs
+    (the suite once did). The reader sets one thread in the parent and leaves the workers' OpenCV alone."""
+    try:
+        r = subprocess.run([sys.executable, "-c", FORKED_WORKERS, str(shards_dir)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the DataLoader workers hung in OpenCV")
+    assert r.returncode == 0 and r.stdout.startswith("rotated "), r.stdout + r.stderr
