@@ -20,7 +20,7 @@ cv2.setNumThreads(1)
 def rotate(img: np.ndarray, angle: float) -> np.ndarray:
     """uint8 (H, W) turned ``angle`` degrees counter-clockwise about its centre, nearest neighbour, black outside:
     torchvision's ``rotate`` (and DALI's) up to the odd pixel whose source coordinate rounds the other way (about
-    1 in 100,000), and 10-20x faster than torchvision's on the CPU (docs/benchmarks.md)."""
+    1 in 100,000), and 17-23x faster than torchvision's on the CPU (docs/benchmarks.md)."""
     h, w = img.shape
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

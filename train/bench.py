@@ -173,7 +173,8 @@ class PaperPath(Dataset):
 
 
 def opencv_default_threads(worker_id: int):
-    """The paper's workers ran OpenCV with its default threads; ours set one (shards.torch_loader)."""
+    """The paper's workers ran OpenCV with its default threads; ours set one (shards.torch_loader). Safe in a
+    forked worker because that one thread leaves the parent without an OpenCV pool to inherit."""
     cv2.setNumThreads(-1)
 
 
